@@ -1,0 +1,107 @@
+"""Executors: debug (in-process), local (subprocesses with a concurrency cap), slurm (job arrays).
+
+Each gets the cells that need running (already filtered by `plan_launch`); each worker calls
+`harness.loop.run_cell`, which takes the cell's lock, so a cell never runs twice at once even if
+it is submitted twice.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import submitit
+
+from harness.launch.profile import ClusterProfile
+from harness.store import atomic_write, now_iso
+from harness.suite import RunSpec
+
+
+class CellJob(submitit.helpers.Checkpointable):
+    """The callable submitted to SLURM: runs one cell; requeued (and resumed) on time limit or preemption."""
+
+    def __init__(self, runs_dir: str, deterministic: bool = False):
+        self.runs_dir = runs_dir
+        self.deterministic = deterministic
+
+    def __call__(self, spec_dict: dict[str, Any]) -> str:
+        from harness.loop import run_cell
+
+        os.environ.setdefault("WMBENCH_EXECUTOR", "slurm")
+        return run_cell(RunSpec.from_dict(spec_dict), Path(self.runs_dir), deterministic=self.deterministic,
+                        show_progress=False, handle_signals=False)
+
+
+def run_debug(cells: list[RunSpec], runs_dir: Path, deterministic: bool) -> dict[str, str]:
+    from harness.loop import run_cell
+
+    os.environ["WMBENCH_EXECUTOR"] = "debug"
+    outcomes = {}
+    for spec in cells:
+        outcomes[spec.cell_id] = run_cell(spec, runs_dir, deterministic=deterministic)
+        print(f"{spec.agent}/{spec.env}/seed_{spec.seed}: {outcomes[spec.cell_id]}", flush=True)
+    return outcomes
+
+
+def worker_command(spec: RunSpec, runs_dir: Path, deterministic: bool) -> list[str]:
+    spec_path = Path(runs_dir) / spec.suite / ".launch" / f"{spec.cell_id}.json"
+    atomic_write(spec_path, json.dumps(spec.to_dict(), sort_keys=True).encode())
+    command = [sys.executable, "-m", "harness", "worker", str(spec_path), "--runs-dir", str(runs_dir)]
+    return command + (["--deterministic"] if deterministic else [])
+
+
+def run_local(cells: list[RunSpec], runs_dir: Path, max_parallel: int, deterministic: bool) -> dict[str, str]:
+    """Each cell in its own process, at most `max_parallel` at once; output to <run_dir>/worker.log."""
+    foreground = max_parallel == 1 and len(cells) == 1 and sys.stderr.isatty()
+
+    def launch(spec: RunSpec) -> tuple[str, str]:
+        run_dir = spec.run_dir(runs_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "WMBENCH_EXECUTOR": "local"}
+        command = worker_command(spec, runs_dir, deterministic)
+        if foreground:
+            code = subprocess.run(command, env=env).returncode
+        else:
+            with open(run_dir / "worker.log", "a") as log:
+                log.write(f"--- {now_iso()} {' '.join(command)}\n")
+                log.flush()
+                code = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+        outcome = {0: "done", 3: "locked", 4: "stopped"}.get(code, f"failed (exit {code}; see {run_dir}/worker.log)")
+        print(f"{spec.agent}/{spec.env}/seed_{spec.seed}: {outcome}", flush=True)
+        return spec.cell_id, outcome
+
+    with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
+        return dict(pool.map(launch, cells))
+
+
+def submit_slurm(cells: list[RunSpec], runs_dir: Path, profile: ClusterProfile, deterministic: bool,
+                 wait: bool) -> dict[str, str]:
+    """One job array per call (one task per cell); returns cell id -> job id (or outcome with wait)."""
+    if not cells:
+        return {}
+    suite = cells[0].suite
+    folder = Path(runs_dir) / suite / ".submitit"
+    executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="slurm", **profile.executor_init_kwargs())
+    executor.update_parameters(name=f"wmbench-{suite}", **profile.executor_parameters())
+    jobs = executor.map_array(CellJob(str(Path(runs_dir).resolve()), deterministic), [c.to_dict() for c in cells])
+    result = {}
+    for spec, job in zip(cells, jobs):
+        atomic_write(spec.run_dir(runs_dir) / "submitted.json",
+                     json.dumps({"job_id": job.job_id, "submitted_at": now_iso(), "cell_id": spec.cell_id}).encode())
+        result[spec.cell_id] = job.job_id
+    array_id = jobs[0].job_id.split("_")[0]
+    print(f"submitted job array {array_id} with {len(jobs)} task(s) to partition {profile.partition}", flush=True)
+    if wait:
+        for spec, job in zip(cells, jobs):
+            try:
+                outcome = job.result()
+            except Exception as err:  # the job failed: report it, status shows the cell as failed
+                outcome = f"failed ({type(err).__name__})"
+            result[spec.cell_id] = str(outcome)
+            print(f"{spec.agent}/{spec.env}/seed_{spec.seed} [{job.job_id}]: {outcome}", flush=True)
+    return result
+

@@ -1,0 +1,101 @@
+"""What a `run` will do (skip done, resume partial, retry failed) and the checks before it submits."""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.launch.cells import RESUMABLE, CellState, grid_states
+from harness.suite import RunSpec, Suite
+
+
+@dataclass
+class LaunchPlan:
+    to_run: list[RunSpec] = field(default_factory=list)
+    skipped: list[tuple[CellState, str]] = field(default_factory=list)
+    states: list[CellState] = field(default_factory=list)
+
+
+def plan_launch(cells: list[RunSpec], runs_dir: Path, max_failures: int, retry_failed: bool) -> LaunchPlan:
+    plan = LaunchPlan(states=grid_states(cells, runs_dir))
+    for state in plan.states:
+        assert state.spec is not None
+        if state.state in RESUMABLE:
+            if state.state == "failed" and state.failures >= max_failures and not retry_failed:
+                plan.skipped.append((state, f"failed {state.failures} times (use --retry-failed)"))
+            else:
+                plan.to_run.append(state.spec)
+        else:
+            reason = {"done": "done", "running": "running (lock held by a live worker)",
+                      "queued": f"queued as job {state.job_id}"}.get(state.state, f"{state.state}: {state.detail}")
+            plan.skipped.append((state, reason))
+    return plan
+
+
+def check_runs_dir(runs_dir: Path) -> str | None:
+    """None if runs_dir is (or can be made) writable, else why not (nothing is created)."""
+    path = Path(runs_dir).resolve()
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"--runs-dir {runs_dir}: {existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"--runs-dir {runs_dir}: {existing} is not writable"
+    if existing == path:
+        try:
+            tempfile.TemporaryFile(dir=path).close()
+        except OSError as err:
+            return f"--runs-dir {runs_dir}: cannot write there ({err})"
+    return None
+
+
+def preflight(suite: Suite, cells: list[RunSpec], runs_dir: Path, cluster_profile: str | None) -> list[str]:
+    """Problems that would make the sweep fail after submission; empty when all is well."""
+    from agents.base import EnvInfo, get_agent_class
+    from harness.envs import action_meanings, make_env
+    from harness.envs import protocol as protocols
+    from harness.launch.profile import ClusterProfileError, load_cluster_profile
+
+    problems: list[str] = []
+    problem = check_runs_dir(runs_dir)
+    if problem:
+        problems.append(problem)
+    if cluster_profile is not None:
+        try:
+            load_cluster_profile(cluster_profile)
+        except ClusterProfileError as err:
+            problems.append(str(err))
+    checked: set[tuple[str, str, str]] = set()
+    for spec in cells:
+        key = (spec.agent, spec.profile, spec.env)
+        if key in checked:
+            continue
+        checked.add(key)
+        agent_class = get_agent_class(spec.agent)
+        try:
+            eval_protocol = protocols.eval_protocol(spec.family, spec.env, dict(agent_class.observation))
+            env = make_env(eval_protocol, seed=0)
+            env.reset(seed=0)
+            info = EnvInfo(spec.family, spec.env, int(env.action_space.n), tuple(env.observation_space.shape),
+                           tuple(action_meanings(eval_protocol)))
+            env.close()
+            from agents.base import apply_overrides
+
+            config = apply_overrides(agent_class.profiles[spec.profile](), spec.overrides, where=spec.agent)
+            agent = agent_class(config, info, device="cpu", seed=0)
+            train = protocols.train_protocol(spec.family, spec.env, agent.train_protocol(), spec.train_protocol,
+                                             dict(agent_class.observation))
+            env = make_env(train, seed=0)
+            env.reset(seed=0)
+            env.close()
+        except Exception as err:  # report every unbuildable env/agent, do not stop at the first
+            problems.append(f"{spec.agent}/{spec.profile} on {spec.env}: cannot build under its protocol: "
+                            f"{type(err).__name__}: {err}")
+            continue
+        for required in agent.required_files():
+            if not Path(required.path).expanduser().exists():
+                problems.append(f"{spec.agent}/{spec.profile}: missing {required.description} at {required.path}. "
+                                f"{required.how_to_get}")
+    return sorted(set(problems))
