@@ -88,6 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.launch import executors
     from harness.launch.cells import format_table
     from harness.launch.plan import check_runs_dir, plan_launch, preflight
+    from harness.store import RunDirError
 
     if args.executor == "slurm" and not args.cluster_profile:
         raise SuiteError("--executor slurm needs --cluster-profile (e.g. slurm/example.yaml)")
@@ -103,6 +104,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problem:
         raise SuiteError(problem)
     plan = plan_launch(cells, args.runs_dir, args.max_failures, args.retry_failed)
+    broken = [s for s in plan.states if s.state in ("corrupt", "conflict")]
+    if broken:
+        lines = "\n".join(f"  {s.run_dir}: {s.state}: {s.detail}" for s in broken)
+        raise RunDirError(f"{len(broken)} run director{'y' if len(broken) == 1 else 'ies'} of this grid cannot be "
+                          f"used; nothing was run (they are left untouched):\n{lines}")
     print(format_table(plan.states))
     print(f"\n{len(plan.to_run)} cell(s) to run, {len(plan.skipped)} skipped")
     if args.dry_run:
@@ -167,8 +173,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("suites:")
     for path in sorted(SUITES_DIR.glob("*.yaml")):
         suite = load_suite(path)
-        print(f"  {str(path.relative_to(SUITES_DIR.parent)):24s} {suite.family:8s} {len(suite.envs)} env(s), "
-              f"{suite.budget_steps} agent steps, agents: {', '.join(suite.agents)}")
+        budgets = ", ".join(f"{steps} {family} steps" for family, steps in suite.budget_steps.items())
+        print(f"  {str(path.relative_to(SUITES_DIR.parent)):24s} {len(suite.envs)} env(s), {budgets}; "
+              f"agents: {', '.join(suite.agents)}")
     print("envs:")
     for family in ("atari", "crafter", "sanity"):
         print(f"  {family}: {', '.join(env_names(family))}")
