@@ -97,7 +97,10 @@ class Agent(abc.ABC):
 
     # ---- declarations read by the harness -------------------------------------------------
     def train_protocol(self) -> dict[str, Any]:
-        """Overrides of the env family's training protocol knobs (life loss, no-ops, limits...)."""
+        """Overrides of the env family's training protocol knobs (life loss, no-ops, limits...).
+
+        Must depend only on `self.config` and `self.env_info` (preflight re-aims one agent at many envs).
+        """
         return {}
 
     def num_collect_envs(self) -> int:

@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "report.md, report.html, CSVs and PNGs. Never modifies the runs.")
     report.add_argument("--runs-dir", default="runs", type=Path)
     report.add_argument("--suite", help="suite name (default: every suite found in --runs-dir)")
-    report.add_argument("--out", type=Path, help="output folder (default: reports/<suite>)")
+    report.add_argument("--out", type=Path, help="output folder (default: reports/<suite>; without --suite, "
+                                                 "the parent of one folder per suite, default reports/)")
     report.add_argument("--reps", type=int, help="bootstrap repetitions (default: the report's own, stated in it)")
 
     sub.add_parser("list", help="agents with their profiles, suites, envs")

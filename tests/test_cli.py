@@ -41,7 +41,7 @@ def test_smoke_suite_run_status_report_relaunch(tmp_path: Path) -> None:
     assert status.returncode == 0 and status.stdout.count(" done ") == 3 and "3 done" in status.stdout
 
     before = tree_digest(runs)
-    report = harness("report", "--runs-dir", str(runs), "--out", str(tmp_path / "report"))
+    report = harness("report", "--runs-dir", str(runs), "--suite", "smoke", "--out", str(tmp_path / "report"))
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "report" / "report.md").read_text()
     assert "Pong" in text and "Breakout" in text and "Crafter" in text

@@ -1,10 +1,12 @@
 """What a `run` will do (skip done, resume partial, retry failed) and the checks before it submits."""
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.launch.cells import RESUMABLE, CellState, grid_states
 from harness.suite import RunSpec, Suite
@@ -53,8 +55,8 @@ def check_runs_dir(runs_dir: Path) -> str | None:
 
 def preflight(suite: Suite, cells: list[RunSpec], runs_dir: Path, cluster_profile: str | None) -> list[str]:
     """Problems that would make the sweep fail after submission; empty when all is well."""
-    from agents.base import EnvInfo, get_agent_class
-    from harness.envs import action_meanings, make_env
+    from agents.base import EnvInfo, apply_overrides, get_agent_class
+    from harness.envs import action_meanings, make_env, num_actions
     from harness.envs import protocol as protocols
     from harness.launch.profile import ClusterProfileError, load_cluster_profile
 
@@ -67,6 +69,8 @@ def preflight(suite: Suite, cells: list[RunSpec], runs_dir: Path, cluster_profil
             load_cluster_profile(cluster_profile)
         except ClusterProfileError as err:
             problems.append(str(err))
+    agents: dict[tuple[str, str], Any] = {}  # one (costly) agent per (agent, profile), re-aimed per env
+    built: set[Any] = set()  # protocols already built once (agents often share them)
     checked: set[tuple[str, str, str]] = set()
     for spec in cells:
         key = (spec.agent, spec.profile, spec.env)
@@ -76,26 +80,26 @@ def preflight(suite: Suite, cells: list[RunSpec], runs_dir: Path, cluster_profil
         agent_class = get_agent_class(spec.agent)
         try:
             eval_protocol = protocols.eval_protocol(spec.family, spec.env, dict(agent_class.observation))
-            env = make_env(eval_protocol, seed=0)
-            env.reset(seed=0)
-            info = EnvInfo(spec.family, spec.env, int(env.action_space.n), tuple(env.observation_space.shape),
+            info = EnvInfo(spec.family, spec.env, num_actions(eval_protocol), eval_protocol.obs.shape,
                            tuple(action_meanings(eval_protocol)))
-            env.close()
-            from agents.base import apply_overrides
-
-            config = apply_overrides(agent_class.profiles[spec.profile](), spec.overrides, where=spec.agent)
-            agent = agent_class(config, info, device="cpu", seed=0)
+            if (spec.agent, spec.profile) not in agents:
+                config = apply_overrides(agent_class.profiles[spec.profile](), spec.overrides, where=spec.agent)
+                agents[(spec.agent, spec.profile)] = agent_class(config, info, device="cpu", seed=0)
+                for required in agents[(spec.agent, spec.profile)].required_files():
+                    if not Path(required.path).expanduser().exists():
+                        problems.append(f"{spec.agent}/{spec.profile}: missing {required.description} at "
+                                        f"{required.path}. {required.how_to_get}")
+            agent = copy.copy(agents[(spec.agent, spec.profile)])
+            agent.env_info = info  # train_protocol() reads only config and env_info (agents/base.py)
             train = protocols.train_protocol(spec.family, spec.env, agent.train_protocol(), spec.train_protocol,
                                              dict(agent_class.observation))
-            env = make_env(train, seed=0)
-            env.reset(seed=0)
-            env.close()
+            for protocol in (eval_protocol, train):
+                if protocol not in built:
+                    env = make_env(protocol, seed=0)
+                    env.reset(seed=0)
+                    env.close()
+                    built.add(protocol)
         except Exception as err:  # report every unbuildable env/agent, do not stop at the first
             problems.append(f"{spec.agent}/{spec.profile} on {spec.env}: cannot build under its protocol: "
                             f"{type(err).__name__}: {err}")
-            continue
-        for required in agent.required_files():
-            if not Path(required.path).expanduser().exists():
-                problems.append(f"{spec.agent}/{spec.profile}: missing {required.description} at {required.path}. "
-                                f"{required.how_to_get}")
     return sorted(set(problems))
