@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.base import Agent, EnvInfo, Progress, apply_overrides, get_agent_class
+from agents.base import Agent, EpochPlan, EnvInfo, Progress, apply_overrides, get_agent_class
 from harness.envs import VectorEnv, action_meanings, make_env
 from harness.envs import protocol as protocols
 from harness.evaluate import evaluate
@@ -40,6 +41,9 @@ class LoopState:
     training_complete: bool = False
     wall_seconds: float = 0.0
     train_episodes: int = 0
+    epoch_open: bool = False  # an epoch was planned and has not finished (a stop came during its collection)
+    collect_left: int = 0  # steps that epoch still has to collect
+    collect_random: bool = False  # that epoch's plan.random_actions
 
 
 class _Stop(Exception):
@@ -91,7 +95,7 @@ def _set_rng_states(states: dict[str, Any]) -> None:
 class Run:
     """The live state of one cell's run (see run_cell)."""
 
-    def __init__(self, spec: RunSpec, store: RunStore, device: str, show_progress: bool):
+    def __init__(self, spec: RunSpec, store: RunStore, device: str, show_progress: bool, stop: threading.Event):
         self.spec = spec
         self.store = store
         self.device = device
@@ -112,7 +116,7 @@ class Run:
         self.game_return = np.zeros(self.num_envs)  # raw reward of the current game (across lives)
         self.started = time.time()
         self.last_checkpoint = time.time()
-        self.stop_requested = False
+        self.stop = stop  # set (by a signal handler or another thread) to checkpoint and stop at a safe point
 
     # ---- checkpoint ------------------------------------------------------------------------
     def checkpoint_payload(self) -> dict[str, Any]:
@@ -191,6 +195,7 @@ class Run:
             self.obs = next_obs
             self.loop.env_steps += self.num_envs
             self.store.episodes.append(rows)
+            self.loop.collect_left = max(0, target - self.loop.env_steps)
             self._tick()
 
     def _train_episode_row(self, i: int, info: dict[str, Any]) -> dict[str, Any]:
@@ -229,7 +234,7 @@ class Run:
             print(f"[{self.spec.agent}/{self.spec.env}/seed_{self.spec.seed}] {message}", flush=True)
 
     def _tick(self) -> None:
-        if self.stop_requested:
+        if self.stop.is_set():
             raise _Stop()
         if self._bar is not None:
             self._bar.n = min(self.loop.env_steps, self.spec.budget_steps)
@@ -256,11 +261,16 @@ class Run:
         last_line = time.time()
         every = self.spec.evaluation["every_steps"]
         while not self.loop.training_complete:
-            plan = self.agent.plan_epoch(self.progress())
+            if self.loop.epoch_open:  # finish the epoch a stop interrupted, as it was planned
+                plan = EpochPlan(collect_steps=self.loop.collect_left, random_actions=self.loop.collect_random)
+            else:
+                plan = self.agent.plan_epoch(self.progress())
             if plan is None:
                 self.loop.training_complete = True
             else:
                 steps = max(0, min(plan.collect_steps, self.spec.budget_steps - self.loop.env_steps))
+                self.loop.epoch_open = True
+                self.loop.collect_left, self.loop.collect_random = steps, plan.random_actions
                 if steps:
                     self.collect(steps, plan.random_actions)
                 metrics = self.agent.update(self.replay, self.progress())
@@ -270,6 +280,7 @@ class Run:
                 while every and self.loop.env_steps >= self.loop.next_eval_at:
                     self.run_evaluation("periodic", self.spec.evaluation["episodes"])
                     self.loop.next_eval_at += every
+                self.loop.epoch_open = False
             self._tick()
             due = time.time() - self.last_checkpoint >= self.spec.checkpoint_every_minutes * 60
             if due or self.loop.training_complete:
@@ -293,13 +304,16 @@ def _default_device() -> str:
 
 
 def run_cell(spec: RunSpec, runs_dir: Path, *, device: str | None = None, deterministic: bool = False,
-             show_progress: bool | None = None, handle_signals: bool = True) -> str:
+             show_progress: bool | None = None, handle_signals: bool = True,
+             stop: threading.Event | None = None) -> str:
     """Runs (or resumes) one cell in its run directory; returns its final status.
 
-    Returns "done", "locked" (another live worker holds the cell), or "stopped" (asked to stop by
-    SIGTERM/SIGINT when `handle_signals`; checkpointed). Exceptions mark the run failed in run.json
-    and propagate. Under submitit, leave `handle_signals` off: submitit owns the signals and requeues.
+    Returns "done", "locked" (another live worker holds the cell), or "stopped" (checkpointed and
+    stopped because `stop` was set, or SIGTERM/SIGINT arrived when `handle_signals`). Exceptions mark
+    the run failed in run.json and propagate. Under submitit, leave `handle_signals` off: submitit
+    owns the signals, and CellJob sets `stop` when it is told to checkpoint.
     """
+    stop = stop or threading.Event()
     run_dir = spec.run_dir(Path(runs_dir))
     store = RunStore(run_dir)
     lock = CellLock(run_dir)
@@ -316,7 +330,7 @@ def run_cell(spec: RunSpec, runs_dir: Path, *, device: str | None = None, determ
             return "done"
         device = device or _default_device()
         _seed_everything(spec.seed, deterministic)
-        run = Run(spec, store, device, show_progress if show_progress is not None else sys.stderr.isatty())
+        run = Run(spec, store, device, show_progress if show_progress is not None else sys.stderr.isatty(), stop)
         attempts = list((existing or {}).get("attempts", []))
         attempts.append({"started_at": now_iso(), "host": os.uname().nodename, "pid": os.getpid(), **job})
         store.write({
@@ -330,7 +344,7 @@ def run_cell(spec: RunSpec, runs_dir: Path, *, device: str | None = None, determ
             "device": device_name(device), "deterministic": deterministic, "provenance": provenance(),
             "attempts": attempts, "job_id": job.get("job_id"), "status": "running",
         })
-        previous = _install_stop_handlers(run) if handle_signals else {}
+        previous = _install_stop_handlers(stop) if handle_signals else {}
         try:
             if not run.restore():
                 run.start_fresh()
@@ -367,15 +381,13 @@ def _end_attempt(store: RunStore, outcome: str) -> None:
     store.update(attempts=attempts)
 
 
-def _install_stop_handlers(run: Run) -> dict[int, Any]:
+def _install_stop_handlers(stop: threading.Event) -> dict[int, Any]:
     """SIGTERM/SIGINT ask the loop to checkpoint and stop at its next safe point (main thread only)."""
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         return {}
 
     def request_stop(signum: int, frame: Any) -> None:
-        run.stop_requested = True
+        stop.set()
 
     previous = {}
     for signum in (signal.SIGTERM, signal.SIGINT):

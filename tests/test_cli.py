@@ -33,7 +33,7 @@ def test_smoke_suite_run_status_report_relaunch(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     result = harness("run", "suites/smoke.yaml", "--agents", "random", "--runs-dir", str(runs), "--max-parallel", "2")
     assert result.returncode == 0, result.stdout + result.stderr
-    for env in ("Pong", "Breakout", "crafter"):
+    for env in ("Asterix", "Breakout", "crafter"):
         run_json = json.loads((runs / "smoke" / "random" / env / "seed_0" / "run.json").read_text())
         assert run_json["status"] == "done" and run_json["progress"]["env_steps"] == 600
         assert run_json["attempts"][-1]["executor"] == "local"
@@ -44,7 +44,7 @@ def test_smoke_suite_run_status_report_relaunch(tmp_path: Path) -> None:
     report = harness("report", "--runs-dir", str(runs), "--suite", "smoke", "--out", str(tmp_path / "report"))
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "report" / "report.md").read_text()
-    assert "Pong" in text and "Breakout" in text and "Crafter" in text
+    assert "Asterix" in text and "Breakout" in text and "Crafter" in text
     assert (tmp_path / "report" / "report.html").stat().st_size > 10_000  # figures embedded
     again = harness("run", "suites/smoke.yaml", "--agents", "random", "--runs-dir", str(runs))
     assert again.returncode == 0 and "0 cell(s) to run, 3 skipped" in again.stdout
@@ -131,16 +131,16 @@ def test_runs_dir_not_writable(tmp_path: Path) -> None:
     ({"format_version": 1, "cell_id": "another", "status": "done"}, "holds cell another"),
 ])
 def test_unusable_run_dir_is_an_error_and_left_alone(tmp_path: Path, content: dict | None, message: str) -> None:
-    run_dir = tmp_path / "runs" / "smoke" / "random" / "Pong" / "seed_0"
+    run_dir = tmp_path / "runs" / "smoke" / "random" / "Asterix" / "seed_0"
     run_dir.mkdir(parents=True)
     (run_dir / "run.json").write_text("{ truncated" if content is None else json.dumps(content))
     before = tree_digest(tmp_path / "runs")
-    result = harness("run", "suites/smoke.yaml", "--agents", "random", "--envs", "Pong", "--runs-dir",
+    result = harness("run", "suites/smoke.yaml", "--agents", "random", "--envs", "Asterix", "--runs-dir",
                      str(tmp_path / "runs"))
     assert result.returncode == 2 and message in result.stderr and str(run_dir) in result.stderr
     assert tree_digest(tmp_path / "runs") == before
     status = harness("status", "--runs-dir", str(tmp_path / "runs"))
-    assert status.returncode == 0 and "smoke/random/Pong/seed_0" in status.stdout
+    assert status.returncode == 0 and "smoke/random/Asterix/seed_0" in status.stdout
     if "format_version" in message or "unreadable" in message:
         assert "corrupt" in status.stdout
 

@@ -37,7 +37,7 @@ def test_shipped_suites_load_and_expand() -> None:
     assert {family for family, _ in smoke.envs} == {"atari", "crafter"}
     cells = expand(smoke, agents=["random"])
     assert {(c.env, c.family, c.frames_per_step) for c in cells} == {
-        ("Pong", "atari", 4), ("Breakout", "atari", 4), ("crafter", "crafter", 1)}
+        ("Asterix", "atari", 4), ("Breakout", "atari", 4), ("crafter", "crafter", 1)}
     load_suite(REPO / "suites" / "sanity.yaml")
 
 

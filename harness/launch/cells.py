@@ -96,6 +96,9 @@ def read_cell(run_dir: Path, spec: RunSpec | None = None, pending: set[str] | No
         state.detail = "died without releasing its lock (killed?)"
     else:
         state.detail = str(data.get("error", ""))
+    if state.state != "done" and pending and state.job_id in pending:
+        state.state = "queued"  # requeued after a time limit: SLURM restarts it, a relaunch must not
+        state.detail = "requeued by SLURM, waiting to resume"
     return state
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,19 +22,53 @@ from harness.store import atomic_write, now_iso
 from harness.suite import RunSpec
 
 
-class CellJob(submitit.helpers.Checkpointable):
-    """The callable submitted to SLURM: runs one cell; requeued (and resumed) on time limit or preemption."""
+# The live run of this SLURM task (module level: CellJob itself must stay picklable for requeue).
+_LIVE: dict[str, Any] = {}
 
-    def __init__(self, runs_dir: str, deterministic: bool = False):
+
+class CellJob(submitit.helpers.Checkpointable):
+    """The callable submitted to SLURM: runs one cell; requeued (and resumed) on time limit or preemption.
+
+    The cell runs in a thread so that, when submitit's USR2 handler calls `checkpoint()` in the main
+    thread, the run can be asked to stop at its next safe point and write a fresh checkpoint before
+    submitit requeues the job.
+    """
+
+    def __init__(self, runs_dir: str, deterministic: bool = False, stop_timeout_s: float = 50.0):
         self.runs_dir = runs_dir
         self.deterministic = deterministic
+        self.stop_timeout_s = stop_timeout_s  # wait for the fresh checkpoint; below the profile's signal delay
 
     def __call__(self, spec_dict: dict[str, Any]) -> str:
         from harness.loop import run_cell
 
         os.environ.setdefault("WMBENCH_EXECUTOR", "slurm")
-        return run_cell(RunSpec.from_dict(spec_dict), Path(self.runs_dir), deterministic=self.deterministic,
-                        show_progress=False, handle_signals=False)
+        stop = threading.Event()
+        outcome: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                outcome["status"] = run_cell(RunSpec.from_dict(spec_dict), Path(self.runs_dir),
+                                             deterministic=self.deterministic, show_progress=False,
+                                             handle_signals=False, stop=stop)
+            except BaseException as err:  # re-raised in the main thread, so submitit sees the failure
+                outcome["error"] = err
+
+        thread = threading.Thread(target=target, name="wmbench-cell", daemon=True)
+        _LIVE.update(stop=stop, thread=thread)
+        thread.start()
+        while thread.is_alive():
+            thread.join(timeout=0.5)  # short joins keep the main thread responsive to signals
+        _LIVE.clear()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["status"]
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
+        if _LIVE:
+            _LIVE["stop"].set()
+            _LIVE["thread"].join(timeout=self.stop_timeout_s)
+        return super().checkpoint(*args, **kwargs)
 
 
 def run_debug(cells: list[RunSpec], runs_dir: Path, deterministic: bool) -> dict[str, str]:
@@ -87,7 +122,8 @@ def submit_slurm(cells: list[RunSpec], runs_dir: Path, profile: ClusterProfile, 
     folder = Path(runs_dir) / suite / ".submitit"
     executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="slurm", **profile.executor_init_kwargs())
     executor.update_parameters(name=f"wmbench-{suite}", **profile.executor_parameters())
-    jobs = executor.map_array(CellJob(str(Path(runs_dir).resolve()), deterministic), [c.to_dict() for c in cells])
+    job = CellJob(str(Path(runs_dir).resolve()), deterministic, stop_timeout_s=max(5.0, 0.5 * profile.signal_delay_s))
+    jobs = executor.map_array(job, [c.to_dict() for c in cells])
     result = {}
     for spec, job in zip(cells, jobs):
         atomic_write(spec.run_dir(runs_dir) / "submitted.json",

@@ -1,0 +1,1 @@
+"""Launching suite cells: local, debug and SLURM executors through submitit, cluster profiles."""
