@@ -30,6 +30,9 @@ from harness.store import CellLock, RunDirError, RunStore, now_iso
 from harness.suite import RunSpec
 
 
+PROGRESS_EVERY_SECONDS = 10.0  # run.json progress is rewritten at most this often (and at checkpoints)
+
+
 @dataclasses.dataclass
 class LoopState:
     """The harness's own counters, checkpointed with everything else."""
@@ -121,6 +124,8 @@ class Run:
     # ---- checkpoint ------------------------------------------------------------------------
     def checkpoint_payload(self) -> dict[str, Any]:
         self.replay.flush()
+        self.store.metrics.sync()
+        self.store.episodes.sync()
         loop = dataclasses.replace(self.loop, wall_seconds=self.loop.wall_seconds + time.time() - self.started)
         return {
             "cell_id": self.spec.cell_id, "loop": dataclasses.asdict(loop), "agent": self.agent.state_dict(),
@@ -258,7 +263,7 @@ class Run:
 
             self._bar = tqdm(total=self.spec.budget_steps, initial=min(self.loop.env_steps, self.spec.budget_steps),
                              desc=f"{self.spec.agent}/{self.spec.env}/s{self.spec.seed}", unit="step", file=sys.stderr)
-        last_line = time.time()
+        last_line = last_progress = time.time()
         every = self.spec.evaluation["every_steps"]
         while not self.loop.training_complete:
             if self.loop.epoch_open:  # finish the epoch a stop interrupted, as it was planned
@@ -285,7 +290,9 @@ class Run:
             due = time.time() - self.last_checkpoint >= self.spec.checkpoint_every_minutes * 60
             if due or self.loop.training_complete:
                 self.save_checkpoint()
-            self.record_progress("running")
+            if due or self.loop.training_complete or time.time() - last_progress > PROGRESS_EVERY_SECONDS:
+                self.record_progress("running")
+                last_progress = time.time()
             if not self.show_progress and time.time() - last_line > 60:
                 self.say(f"epoch {self.loop.epoch}, {self.loop.env_steps}/{self.spec.budget_steps} steps, "
                          f"{self.loop.env_steps * self.spec.frames_per_step / max(self.elapsed(), 1e-9):.0f} fps")

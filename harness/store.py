@@ -103,7 +103,11 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 class JsonlLog:
-    """An append-only JSON-lines file; `size()` and `truncate()` support exact resume."""
+    """An append-only JSON-lines file; `size()` and `truncate()` support exact resume.
+
+    Appends are not fsynced one by one (an agent may log an epoch per env step); `sync()` makes them
+    durable and is called before every checkpoint, which records the synced size.
+    """
 
     def __init__(self, path: Path):
         self.path = path
@@ -115,8 +119,14 @@ class JsonlLog:
         text = "".join(json.dumps(row, sort_keys=True, default=float) + "\n" for row in rows)
         with open(self.path, "a") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+
+    def sync(self) -> None:
+        if self.path.exists():
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def size(self) -> int:
         return self.path.stat().st_size if self.path.exists() else 0

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+HELPERS = f"{REPO / 'tests' / 'helpers'}{os.pathsep}{REPO}"  # linear_agent.py, importable by workers
 
 
 def harness(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO),
-                "WMBENCH_AGENT_MODULES": "linear=tests.helpers.linear_agent", **(env or {})}
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": HELPERS,
+                "WMBENCH_AGENT_MODULES": "linear=linear_agent", **(env or {})}
     return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=900)
 
@@ -70,8 +71,8 @@ def test_sigkilled_worker_shows_failed_and_resumes(tmp_path: Path) -> None:
     suite.write_text(SANITY)
     runs = tmp_path / "runs"
     run_dir = runs / "cli" / "linear" / "catch" / "seed_0"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO),
-           "WMBENCH_AGENT_MODULES": "linear=tests.helpers.linear_agent"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": HELPERS,
+           "WMBENCH_AGENT_MODULES": "linear=linear_agent"}
     launcher = subprocess.Popen([sys.executable, "-m", "harness", "run", str(suite), "--runs-dir", str(runs)],
                                 cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 120

@@ -20,6 +20,7 @@ import torch
 from harness.store import RunStore, read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
+HELPERS = f"{REPO / 'tests' / 'helpers'}{os.pathsep}{REPO}"  # linear_agent.py, importable by workers
 SUITE = """
 name: resume
 family: sanity
@@ -35,7 +36,7 @@ VOLATILE = {"wall_time", "seconds"}
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "WMBENCH_AGENT_MODULES": "linear=tests.helpers.linear_agent", "PYTHONPATH": str(REPO),
+    return {**os.environ, "WMBENCH_AGENT_MODULES": "linear=linear_agent", "PYTHONPATH": HELPERS,
             "OMP_NUM_THREADS": "1"}
 
 
