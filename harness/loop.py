@@ -8,6 +8,7 @@ moment and resumed from its last checkpoint continues exactly as if it had never
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import random
 import signal
@@ -57,7 +58,7 @@ def build_agent(spec: RunSpec, device: str) -> tuple[Agent, EnvInfo, protocols.P
     """The agent of a cell with its env info and its training and evaluation protocols."""
     agent_class = get_agent_class(spec.agent)
     config = apply_overrides(agent_class.profiles[spec.profile](), spec.overrides, where=f"cell {spec.agent}")
-    if dataclasses.asdict(config) != spec.config:
+    if _as_json(dataclasses.asdict(config)) != _as_json(spec.config):  # tuples come back from JSON as lists
         raise RunDirError(f"{spec.agent}/{spec.profile}: the profile resolved to another config than the one "
                           "recorded for this cell (the code changed since the sweep was expanded)")
     eval_protocol = protocols.eval_protocol(spec.family, spec.env, dict(agent_class.observation))
@@ -70,6 +71,10 @@ def build_agent(spec: RunSpec, device: str) -> tuple[Agent, EnvInfo, protocols.P
     train_protocol = protocols.train_protocol(spec.family, spec.env, agent.train_protocol(), spec.train_protocol,
                                               dict(agent_class.observation))
     return agent, env_info, train_protocol, eval_protocol
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
 def _seed_everything(seed: int, deterministic: bool) -> None:

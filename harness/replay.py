@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 
-class _Growable:
-    """A 1-D (or row-shaped) numpy array with amortised O(1) append."""
+class GrowableArray:
+    """A 1-D (or row-shaped) numpy array with amortised O(1) append (also used by agents' own views)."""
 
     def __init__(self, dtype: Any, row_shape: tuple[int, ...] = (), capacity: int = 1024):
         self._data = np.zeros((capacity, *row_shape), dtype=dtype)
@@ -55,7 +55,7 @@ class _FrameFile:
         self.frame_bytes = int(np.prod(frame_shape))
         self.count = 0
         self._map: np.ndarray | None = None
-        self._ram = _Growable(np.uint8, frame_shape) if path is None else None
+        self._ram = GrowableArray(np.uint8, frame_shape) if path is None else None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch(exist_ok=True)
@@ -138,14 +138,14 @@ class Replay:
         self.directory = directory
         self._frames = _FrameFile(directory / "frames.u8" if directory is not None else None, self.obs_shape)
         # Per finished-step scalars, flat in completion order.
-        self._actions = _Growable(np.int64)
-        self._rewards = _Growable(np.float32)
-        self._terminated = _Growable(np.bool_)
-        self._truncated = _Growable(np.bool_)
+        self._actions = GrowableArray(np.int64)
+        self._rewards = GrowableArray(np.float32)
+        self._terminated = GrowableArray(np.bool_)
+        self._truncated = GrowableArray(np.bool_)
         # Per episode id: offsets into frames / steps (-1 while ongoing) and length in steps.
-        self._ep_frame_start = _Growable(np.int64)
-        self._ep_step_start = _Growable(np.int64)
-        self._ep_length = _Growable(np.int64)
+        self._ep_frame_start = GrowableArray(np.int64)
+        self._ep_step_start = GrowableArray(np.int64)
+        self._ep_length = GrowableArray(np.int64)
         self._ongoing: dict[int, _Ongoing] = {}  # env index -> its ongoing episode
 
     # ---- writing ------------------------------------------------------------------------
@@ -285,7 +285,7 @@ class Replay:
             self._frames.append(state["frames_in_state"])
         self._frames.open_at(int(state["frame_count"]))
         for name in ("actions", "rewards", "terminated", "truncated", "ep_frame_start", "ep_step_start", "ep_length"):
-            array: _Growable = getattr(self, "_" + name)
+            array: GrowableArray = getattr(self, "_" + name)
             array.truncate(0)
             array.append(state[name])
         self._ongoing = {

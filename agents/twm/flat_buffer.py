@@ -11,32 +11,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from harness.replay import Replay
-
-
-class _Grow:
-    def __init__(self, dtype, row_shape=()):
-        self.data = np.zeros((1024, *row_shape), dtype)
-        self.size = 0
-
-    def extend(self, values: np.ndarray) -> None:
-        end = self.size + len(values)
-        if end > len(self.data):
-            grown = np.zeros((max(end, 2 * len(self.data)), *self.data.shape[1:]), self.data.dtype)
-            grown[: self.size] = self.data[: self.size]
-            self.data = grown
-        self.data[self.size:end] = values
-        self.size = end
+from harness.replay import GrowableArray, Replay
 
 
 class FlatBuffer:
     def __init__(self, obs_shape: tuple[int, ...]):
         self.obs_shape = tuple(obs_shape)
-        self._obs = _Grow(np.uint8, self.obs_shape)
-        self._actions = _Grow(np.int64)
-        self._rewards = _Grow(np.float32)
-        self._terminated = _Grow(np.bool_)
-        self._truncated = _Grow(np.bool_)
+        self._obs = GrowableArray(np.uint8, self.obs_shape)
+        self._actions = GrowableArray(np.int64)
+        self._rewards = GrowableArray(np.float32)
+        self._terminated = GrowableArray(np.bool_)
+        self._truncated = GrowableArray(np.bool_)
         self._tail = np.zeros(self.obs_shape, np.uint8)  # obs[size]
         self._episode = 0  # first episode id not completely copied
         self._episode_steps = 0  # steps of that episode already copied
@@ -57,12 +42,12 @@ class FlatBuffer:
                                  f"{episode} is still ongoing while episode {episode + 1} exists")
             start, stop = self._episode_steps, int(lengths[episode])
             if stop > start:
-                self._obs.extend(replay.observations(episode, start, stop))
+                self._obs.append(replay.observations(episode, start, stop))
                 steps = replay.steps(episode, start, stop)
-                self._actions.extend(steps["actions"])
-                self._rewards.extend(steps["rewards"])
-                self._terminated.extend(steps["terminated"])
-                self._truncated.extend(steps["truncated"])
+                self._actions.append(steps["actions"])
+                self._rewards.append(steps["rewards"])
+                self._terminated.append(steps["terminated"])
+                self._truncated.append(steps["truncated"])
             self._tail = np.array(replay.observations(episode, stop, stop + 1)[0])
             if finished:
                 self._episode, self._episode_steps = episode + 1, 0
@@ -73,7 +58,7 @@ class FlatBuffer:
     def obs(self, index: np.ndarray) -> np.ndarray:
         """Observations at flat indices (index == size gives the newest observation)."""
         index = np.asarray(index)
-        out = self._obs.data[np.minimum(index, max(self.size - 1, 0))]
+        out = self._obs.view[np.minimum(index, max(self.size - 1, 0))]
         out[index == self.size] = self._tail
         return out
 
@@ -90,16 +75,16 @@ class FlatBuffer:
         obs_index = np.concatenate([steps, (starts + length)[:, None]], axis=1)
         if obs_index.max() > self.size or steps.max() >= self.size:
             raise IndexError(f"FlatBuffer.window: windows reach index {int(obs_index.max())}, size {self.size}")
-        actions = self._actions.data[steps].copy()
-        rewards = self._rewards.data[steps].copy()
+        actions = self._actions.view[steps].copy()
+        rewards = self._rewards.view[steps].copy()
         actions[before_start] = 0
         rewards[before_start] = 0.0
         return {"obs": self.obs(obs_index), "actions": actions, "rewards": rewards,
-                "terminated": self._terminated.data[steps], "truncated": self._truncated.data[steps]}
+                "terminated": self._terminated.view[steps], "truncated": self._truncated.view[steps]}
 
     def steps(self, start: int, stop: int) -> dict[str, np.ndarray]:
-        return {"actions": self._actions.data[start:stop], "rewards": self._rewards.data[start:stop],
-                "terminated": self._terminated.data[start:stop], "truncated": self._truncated.data[start:stop]}
+        return {"actions": self._actions.view[start:stop], "rewards": self._rewards.view[start:stop],
+                "terminated": self._terminated.view[start:stop], "truncated": self._truncated.view[start:stop]}
 
 
 class BalancedSampler:

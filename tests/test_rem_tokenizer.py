@@ -1,0 +1,66 @@
+"""REM tokenizer: shapes, token order, loss composition, perceptual term wiring."""
+import pytest
+import torch
+from torch import nn
+
+from agents.rem.config import TokenizerConfig
+from agents.rem.tokenizer import Tokenizer
+
+torch.set_num_threads(1)
+
+
+def small() -> Tokenizer:
+    torch.manual_seed(0)
+    return Tokenizer(TokenizerConfig(base_channels=4, embed_dim=32, vocab_size=16, norm_groups=4))
+
+
+def test_shapes_and_row_major_tokens():
+    tokenizer = small().eval()
+    frames = torch.rand(3, 3, 64, 64)
+    out = tokenizer(frames)
+    assert out.tokens.shape == (3, 64) and out.tokens.dtype == torch.int64
+    assert out.reconstruction.shape == (3, 3, 64, 64) and out.latents.shape == (3, 32, 8, 8)
+    assert torch.equal(tokenizer.tokenize(frames), out.tokens)
+    assert tokenizer.tokenize(frames.view(1, 3, 3, 64, 64)).shape == (1, 3, 64)
+    # token k = row * 8 + col of the latent grid
+    distances = ((out.latents[0, :, 2, 5][None] - tokenizer.codebook) ** 2).sum(-1)
+    assert out.tokens[0, 2 * 8 + 5] == distances.argmin()
+    grid = tokenizer.code_grid(out.tokens)
+    assert grid.shape == (3, 32, 8, 8) and torch.equal(grid[0, :, 2, 5], tokenizer.codebook[out.tokens[0, 21]])
+    decoded = tokenizer.decode(out.tokens)
+    assert decoded.shape == (3, 3, 64, 64) and decoded.min() >= 0 and decoded.max() <= 1
+
+
+def test_codebook_init_and_loss_terms():
+    tokenizer = small()
+    assert tokenizer.codebook.abs().max() <= 1 / 16
+    frames = torch.rand(2, 3, 64, 64)
+    loss, metrics = tokenizer.loss(frames, None)
+    out = tokenizer(frames)
+    mse = ((out.reconstruction - (frames * 2 - 1)) ** 2).mean()
+    commitment = ((out.latents - tokenizer.codebook[out.tokens].view(2, 8, 8, 32).permute(0, 3, 1, 2)) ** 2).mean()
+    assert loss.item() == pytest.approx((mse + 2 * commitment).item(), rel=1e-5)  # codebook + beta=1 commitment
+    assert "tokenizer/perceptual" not in metrics
+
+
+class ConstantPerceptual(nn.Module):
+    def forward(self, x, y):
+        assert x.min() >= -1 and x.max() <= 1  # targets are given in [-1, 1]
+        return torch.full((x.shape[0], 1, 1, 1), 0.25)
+
+
+def test_perceptual_term_is_weighted_and_can_be_off():
+    tokenizer = small()
+    frames = torch.rand(2, 3, 64, 64)
+    base, _ = tokenizer.loss(frames, None)
+    with_lpips, metrics = tokenizer.loss(frames, ConstantPerceptual())
+    assert (with_lpips - base).item() == pytest.approx(0.25, abs=1e-6)
+    assert metrics["tokenizer/perceptual"] == pytest.approx(0.25)
+    tokenizer.cfg = TokenizerConfig(base_channels=4, embed_dim=32, vocab_size=16, norm_groups=4, perceptual_weight=0.0)
+    off, _ = tokenizer.loss(frames, ConstantPerceptual())
+    assert off.item() == pytest.approx(base.item())
+
+
+def test_inconsistent_widths_are_rejected():
+    with pytest.raises(ValueError, match="embed_dim"):
+        Tokenizer(TokenizerConfig(base_channels=8, embed_dim=32))
