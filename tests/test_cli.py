@@ -148,7 +148,7 @@ def test_unusable_run_dir_is_an_error_and_left_alone(tmp_path: Path, content: di
 
 def test_dry_run_prints_grid_and_writes_nothing(tmp_path: Path) -> None:
     result = harness("run", "suites/smoke.yaml", "--runs-dir", str(tmp_path / "runs"), "--dry-run")
-    assert result.returncode == 0 and "3 new" in result.stdout and "3 cell(s) to run" in result.stdout
+    assert result.returncode == 0 and "15 new" in result.stdout and "15 cell(s) to run" in result.stdout
     assert not (tmp_path / "runs").exists()
 
 

@@ -23,6 +23,10 @@ import pytest
 from harness.store import CellLock
 
 REPO = Path(__file__).resolve().parents[1]
+# The workers (also those SLURM starts: sbatch exports the environment) import the test agent from here.
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "PYTHONPATH": f"{REPO / 'tests' / 'helpers'}{os.pathsep}{REPO}",
+              "WMBENCH_AGENT_MODULES": "linear=linear_agent"}
 
 
 def _cluster_unavailable() -> str | None:
@@ -60,13 +64,17 @@ evaluation: {{every_steps: {every}, episodes: {episodes}, final_episodes: 8, num
 seeds: {seeds}
 checkpoint_every_minutes: 0.05
 agents:
-  random: {{profile: tiny}}
+  {agent}: {{profile: {profile}}}
 """
 
 
-def write_suite(tmp_path: Path, name: str, steps: int, every: int, episodes: int, seeds: str = "1") -> Path:
+def write_suite(tmp_path: Path, name: str, steps: int, every: int, episodes: int, seeds: str = "1",
+                agent: str = "random", profile: str = "tiny") -> Path:
+    """A Catch suite. `agent="linear", profile="slow"` sleeps 0.5 s per 50-step epoch, so a run lasts
+    at least steps/100 seconds whatever the machine: the timing-sensitive tests rely on that floor."""
     path = tmp_path / f"{name}.yaml"
-    path.write_text(TINY_SUITE.format(name=name, steps=steps, every=every, episodes=episodes, seeds=seeds))
+    path.write_text(TINY_SUITE.format(name=name, steps=steps, every=every, episodes=episodes, seeds=seeds,
+                                      agent=agent, profile=profile))
     return path
 
 
@@ -81,7 +89,7 @@ def write_profile(tmp_path: Path, **changes: Any) -> Path:
 
 
 def harness(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, **WORKER_ENV}
     result = subprocess.run([sys.executable, "-m", "harness", *map(str, args)], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=timeout)
     print(f"$ harness {' '.join(map(str, args))}\n{result.stdout}\n{result.stderr}")
@@ -166,7 +174,7 @@ def test_smoke_suite_runs_as_one_job_array_and_reports(tmp_path):
     assert "submitted job array" in result.stdout and "with 3 task(s)" in result.stdout
 
     run_dirs = sorted(runs.glob("smoke/random/*/seed_0"))
-    assert [d.parent.name for d in run_dirs] == ["Breakout", "Pong", "crafter"]
+    assert [d.parent.name for d in run_dirs] == ["Asterix", "Breakout", "crafter"]
     job_ids = {d.parent.name: run_json(d)["job_id"] for d in run_dirs}
     array_ids = {job_id.split("_")[0] for job_id in job_ids.values()}
     assert len(array_ids) == 1, f"one job array expected, got job ids {job_ids}"
@@ -187,25 +195,25 @@ def test_smoke_suite_runs_as_one_job_array_and_reports(tmp_path):
     import pandas as pd
 
     table = pd.read_csv(report_dir / "runs.csv")
-    assert sorted(table["env"]) == ["Breakout", "Pong", "crafter"] and set(table["status"]) == {"done"}
+    assert sorted(table["env"]) == ["Asterix", "Breakout", "crafter"] and set(table["status"]) == {"done"}
 
 
 def test_time_limit_requeues_and_resumes_to_the_same_results(tmp_path):
-    # ~80 s of work on an idle core; the job gets 2 min with USR2 60 s before the end, which Slurm
-    # delivers 35-55 s after the start: the run must be requeued at least once (more on a busy machine).
-    suite = write_suite(tmp_path, "timelimit", steps=20_000, every=200, episodes=240)
+    # at least 140 s of work on any machine; the job gets 2 min with USR2 60 s before the end, which
+    # Slurm delivers 35-55 s after the start: the run must be requeued at least once.
+    suite = write_suite(tmp_path, "timelimit", steps=14_000, every=2_000, episodes=8, agent="linear", profile="slow")
     profile = write_profile(tmp_path, timeout_min=2, signal_delay_s=60, max_retries=10)
     runs, reference = tmp_path / "runs", tmp_path / "reference"
     uninterrupted = subprocess.Popen(
         [sys.executable, "-m", "harness", "run", suite, "--executor", "local", "--runs-dir", reference,
-         "--deterministic"], cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)},
+         "--deterministic"], cwd=REPO, env={**os.environ, **WORKER_ENV},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     result = harness("run", suite, "--executor", "slurm", "--cluster-profile", profile, "--runs-dir", runs,
                      "--deterministic", "--wait", timeout=540)
     assert result.returncode == 0, result.stderr
     assert uninterrupted.wait(timeout=300) == 0
 
-    run_dir = runs / "timelimit" / "random" / "catch" / "seed_0"
+    run_dir = runs / "timelimit" / "linear" / "catch" / "seed_0"
     data = run_json(run_dir)
     attempts = data["attempts"]
     assert data["status"] == "done" and len(attempts) >= 2, attempts
@@ -222,26 +230,26 @@ def test_time_limit_requeues_and_resumes_to_the_same_results(tmp_path):
     assert log.count("resumed from ckpt_") == len(attempts) - 1, log
     assert "started fresh" in log and log.count("started fresh") == 1
 
-    reference_dir = reference / "timelimit" / "random" / "catch" / "seed_0"
+    reference_dir = reference / "timelimit" / "linear" / "catch" / "seed_0"
     assert len(run_json(reference_dir)["attempts"]) == 1
     assert final_results(run_dir) == final_results(reference_dir)
 
 
 def test_sigkilled_worker_is_failed_and_rerun_resumes(tmp_path):
-    suite = write_suite(tmp_path, "killed", steps=4_000, every=200, episodes=64)
+    suite = write_suite(tmp_path, "killed", steps=4_000, every=200, episodes=8, agent="linear", profile="slow")
     runs = tmp_path / "runs"
     command = ("run", suite, "--executor", "slurm", "--cluster-profile", "slurm/ci.yaml", "--runs-dir", runs)
-    run_dir = runs / "killed" / "random" / "catch" / "seed_0"
+    run_dir = runs / "killed" / "linear" / "catch" / "seed_0"
     assert harness(*command).returncode == 0
     wait_for(lambda: len(list((run_dir / "checkpoints").glob("ckpt_*.pt.sha256"))) >= 1, 240, "a checkpoint")
     owner = json.loads((run_dir / "lock").read_text())
     os.kill(int(owner["pid"]), signal.SIGKILL)
     job_id = run_json(run_dir)["job_id"]
     wait_for(lambda: sacct_states(job_id)[-1:] == ["FAILED"], 60, f"job {job_id} FAILED in sacct")
-    assert status_rows(runs)["random/catch/seed_0"] == ("failed", job_id)
+    assert status_rows(runs)["linear/catch/seed_0"] == ("failed", job_id)
 
     assert harness(*command).returncode == 0  # the same command again
-    wait_for(lambda: status_rows(runs)["random/catch/seed_0"][0] == "done", 300, "the resumed cell done",
+    wait_for(lambda: status_rows(runs)["linear/catch/seed_0"][0] == "done", 300, "the resumed cell done",
              every=3)
     data = run_json(run_dir)
     assert data["job_id"] != job_id and len(data["attempts"]) == 2
@@ -253,16 +261,17 @@ def test_sigkilled_worker_is_failed_and_rerun_resumes(tmp_path):
             for e in episodes]
     assert len(keys) == len(set(keys)), "an episode was logged twice"
     evals = [e for e in episodes if e["kind"] not in ("train", "final")]  # the periodic evaluations
-    assert len(evals) == 20 * 64 and {e["eval_round"] for e in evals} == set(range(20))
+    assert len(evals) == 20 * 8 and {e["eval_round"] for e in evals} == set(range(20))
     assert sum(e["kind"] == "final" for e in episodes) == 8
 
 
 def test_relaunch_submits_only_missing_and_failed_cells(tmp_path):
-    # ~25 s of work per cell on an idle core, so seed 1 is still running when it is checked and killed
-    suite = write_suite(tmp_path, "relaunch", steps=8_000, every=200, episodes=200, seeds="3")
+    # at least 40 s of work per cell on any machine, so seed 1 is still running when it is checked and killed
+    suite = write_suite(tmp_path, "relaunch", steps=4_000, every=1_000, episodes=8, seeds="3", agent="linear",
+                        profile="slow")
     runs = tmp_path / "runs"
     base = ("run", suite, "--executor", "slurm", "--cluster-profile", "slurm/ci.yaml", "--runs-dir", runs)
-    cell = {seed: runs / "relaunch" / "random" / "catch" / f"seed_{seed}" for seed in range(3)}
+    cell = {seed: runs / "relaunch" / "linear" / "catch" / f"seed_{seed}" for seed in range(3)}
 
     # half a sweep: seed 0 done, seed 1 killed while running, seed 2 never started
     assert harness(*base, "--seeds", "0,1").returncode == 0
@@ -270,20 +279,21 @@ def test_relaunch_submits_only_missing_and_failed_cells(tmp_path):
     again = harness(*base, "--seeds", "0,1")  # live cells (lock held) are never submitted twice
     assert again.returncode == 0 and "0 cell(s) to run" in again.stdout and "submitted" not in again.stdout
     job_id = json.loads((cell[1] / "submitted.json").read_text())["job_id"]
+    wait_for(lambda: any((cell[1] / "checkpoints").glob("ckpt_*.pt.sha256")), 120, "a checkpoint of seed 1")
     os.kill(int(json.loads((cell[1] / "lock").read_text())["pid"]), signal.SIGKILL)  # dies unwarned
     wait_for(lambda: sacct_states(job_id)[-1:] == ["FAILED"], 60, f"job {job_id} FAILED in sacct")
-    wait_for(lambda: status_rows(runs).get("random/catch/seed_0", ("",))[0] == "done", 300, "seed 0 done", every=3)
+    wait_for(lambda: status_rows(runs).get("linear/catch/seed_0", ("",))[0] == "done", 300, "seed 0 done", every=3)
     rows = status_rows(runs)
-    assert rows["random/catch/seed_1"][0] == "failed" and not cell[2].exists()
+    assert rows["linear/catch/seed_1"][0] == "failed" and not cell[2].exists()
     done_files = file_digests(cell[0])
 
     relaunch = harness(*base, "--wait", timeout=420)  # the whole sweep
     assert relaunch.returncode == 0, relaunch.stderr
     assert "2 cell(s) to run" in relaunch.stdout and "with 2 task(s)" in relaunch.stdout
     rows = status_rows(runs)
-    assert {key: state for key, (state, _) in rows.items()} == {f"random/catch/seed_{s}": "done" for s in range(3)}
-    assert rows["random/catch/seed_1"][1].split("_")[0] == rows["random/catch/seed_2"][1].split("_")[0]
-    assert rows["random/catch/seed_1"][1] != job_id
+    assert {key: state for key, (state, _) in rows.items()} == {f"linear/catch/seed_{s}": "done" for s in range(3)}
+    assert rows["linear/catch/seed_1"][1].split("_")[0] == rows["linear/catch/seed_2"][1].split("_")[0]
+    assert rows["linear/catch/seed_1"][1] != job_id
     assert "resumed from ckpt_" in (cell[1] / "log.txt").read_text()
     assert file_digests(cell[0]) == done_files, "a finished cell was touched"
 

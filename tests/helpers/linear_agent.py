@@ -4,6 +4,7 @@ final weights, not only returns. Registered as "linear" through WMBENCH_AGENT_MO
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ class LinearConfig:
     learning_rate: float = 0.01  # SGD learning rate
     random_epochs: int = 1  # epochs of uniform random collection first
     num_collect_envs: int = 1  # parallel collection envs
+    update_sleep_s: float = 0.0  # wall-clock seconds slept in each update(): a run that lasts, on any machine
 
 
 @register
@@ -29,7 +31,8 @@ class LinearAgent(Agent):
     name = "linear"
     config_class = LinearConfig
     profiles = {"tiny": LinearConfig, "atari100k": LinearConfig, "crafter": LinearConfig,
-                "two_envs": lambda: LinearConfig(num_collect_envs=2)}
+                "two_envs": lambda: LinearConfig(num_collect_envs=2),
+                "slow": lambda: LinearConfig(update_sleep_s=0.5)}
 
     def __init__(self, config: LinearConfig, env_info, device: str = "cpu", seed: int = 0):
         super().__init__(config, env_info, device, seed)
@@ -80,6 +83,7 @@ class LinearAgent(Agent):
             self.optimizer.step()
             losses.append(float(loss))
             self.updates += 1
+        time.sleep(self.config.update_sleep_s)
         return {"loss": float(np.mean(losses)), "updates": float(self.updates)}
 
     def state_dict(self) -> dict[str, Any]:
