@@ -125,6 +125,7 @@ class Run:
         self.started = time.time()
         self.last_checkpoint = time.time()
         self.stop = stop  # set (by a signal handler or another thread) to checkpoint and stop at a safe point
+        self._bar: Any = None  # tqdm progress bar, in the foreground only
 
     # ---- checkpoint ------------------------------------------------------------------------
     def checkpoint_payload(self) -> dict[str, Any]:
@@ -164,6 +165,7 @@ class Run:
             self.store.metrics.truncate(payload["log_sizes"]["metrics"])
             self.store.episodes.truncate(payload["log_sizes"]["episodes"])
             self.store.log(f"resumed from {path.name} at epoch {self.loop.epoch}, {self.loop.env_steps} env steps")
+            self.started = time.time()  # loop.wall_seconds already holds the time before the checkpoint
             return True
         return False
 
@@ -249,8 +251,6 @@ class Run:
         if self._bar is not None:
             self._bar.n = min(self.loop.env_steps, self.spec.budget_steps)
             self._bar.refresh()
-
-    _bar: Any = None
 
     def record_progress(self, status: str) -> None:
         wall = self.elapsed()

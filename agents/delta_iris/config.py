@@ -153,7 +153,8 @@ def tiny() -> DeltaIrisConfig:
         # H = 8 covers one falling ball (7 rows); faster target EMA for ~10^3 updates instead of 10^5.
         actor_critic=ActorCriticConfig(cnn=cnn(16), lstm_dim=64, burn_in=2, horizon=8, gamma=0.95,
                                        entropy_weight=0.01, target_ema=0.98),
-        train_tokenizer=ComponentSchedule(4, 6, 30, 200, 0, 0.01, 1.0),
+        # ~300 tokenizer updates pass before the decoder draws the falling ball (an 8x8 white cell) at all.
+        train_tokenizer=ComponentSchedule(4, 6, 60, 600, 0, 0.01, 1.0),
         train_world_model=ComponentSchedule(6, 8, 50, 200, 0, 0.01, 1.0),
         train_actor_critic=ComponentSchedule(16, 3, 150, 100, 0, 0.0, 1.0, mixed_precision=False),
         learning_rate=1e-3,
