@@ -41,7 +41,7 @@ class CellState:
         return 100.0 * min(1.0, self.env_steps / self.budget_steps) if self.budget_steps else 0.0
 
 
-def _pending_jobs() -> set[str] | None:
+def pending_jobs() -> set[str] | None:
     """Job ids SLURM still has queued or running, or None when squeue is not available."""
     if shutil.which("squeue") is None:
         return None
@@ -113,13 +113,13 @@ def _fill(state: CellState, data: dict[str, Any]) -> None:
 
 
 def grid_states(cells: list[RunSpec], runs_dir: Path) -> list[CellState]:
-    pending = _pending_jobs()
+    pending = pending_jobs()
     return [read_cell(spec.run_dir(runs_dir), spec, pending) for spec in cells]
 
 
 def discover(runs_dir: Path, suite: str | None = None) -> list[CellState]:
     """Every run directory under runs_dir (or one suite), with its state."""
-    pending = _pending_jobs()
+    pending = pending_jobs()
     root = Path(runs_dir)
     pattern = f"{suite}/*/*/seed_*" if suite else "*/*/*/seed_*"
     return [read_cell(run_dir, None, pending) for run_dir in sorted(root.glob(pattern)) if run_dir.is_dir()]

@@ -11,12 +11,14 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import submitit
 
+from harness.launch.cells import pending_jobs, read_cell
 from harness.launch.profile import ClusterProfile
 from harness.store import atomic_write, now_iso
 from harness.suite import RunSpec
@@ -132,12 +134,26 @@ def submit_slurm(cells: list[RunSpec], runs_dir: Path, profile: ClusterProfile, 
     array_id = jobs[0].job_id.split("_")[0]
     print(f"submitted job array {array_id} with {len(jobs)} task(s) to partition {profile.partition}", flush=True)
     if wait:
+        _wait_for_jobs(jobs)
         for spec, job in zip(cells, jobs):
-            try:
-                outcome = job.result()
-            except Exception as err:  # the job failed: report it, status shows the cell as failed
-                outcome = f"failed ({type(err).__name__})"
-            result[spec.cell_id] = str(outcome)
-            print(f"{spec.agent}/{spec.env}/seed_{spec.seed} [{job.job_id}]: {outcome}", flush=True)
+            state = read_cell(spec.run_dir(runs_dir), spec, pending=set())
+            result[spec.cell_id] = state.state
+            print(f"{spec.agent}/{spec.env}/seed_{spec.seed} [{job.job_id}]: {state.state}", flush=True)
     return result
 
+
+def _wait_for_jobs(jobs: list[Any], poll_seconds: float = 3.0) -> None:
+    """Until SLURM no longer queues or runs any of the jobs. (submitit's `result()` can return while a
+    requeued task is still waiting to restart, so the queue itself is watched.)"""
+    while True:
+        pending = pending_jobs()
+        if pending is None:  # no squeue: fall back on submitit's own watcher
+            for job in jobs:
+                try:
+                    job.result()
+                except Exception:  # the cell's run.json says what happened
+                    pass
+            return
+        if not any(job.job_id in pending for job in jobs):
+            return
+        time.sleep(poll_seconds)
