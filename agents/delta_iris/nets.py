@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from agents.common.conv import Upsample
 from agents.delta_iris.config import FrameCnnConfig
 
 
@@ -32,17 +32,6 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.skip(x) + self.f(x)
-
-
-class Upsample(nn.Module):
-    """Nearest x2 then Conv3x3."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 class FrameEncoder(nn.Module):

@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from agents.common.conv import Upsample
 from agents.common.lpips import LPIPS
 from agents.common.vq import VectorQuantizer
 from agents.iris.config import TokenizerConfig
@@ -56,15 +57,6 @@ class Downsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.pad(x, (0, 1, 0, 1)))
-
-
-class Upsample(nn.Module):
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 def _level(c_in: int, c_out: int, blocks: int, attention: bool, cfg: TokenizerConfig) -> nn.Sequential:
