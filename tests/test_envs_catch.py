@@ -103,7 +103,7 @@ def test_observation_shows_ball_and_paddle():
     ball = obs[:, 0:cell, state["ball_col"] * cell:(state["ball_col"] + 1) * cell]
     paddle = obs[:, 7 * cell:8 * cell, 4 * cell:5 * cell]
     assert ball.max() == 255 and paddle[2].max() == 255
-    assert obs.reshape(3, -1).max(0).astype(bool).sum() == (cell // 2) ** 2 + cell * cell
+    assert obs.reshape(3, -1).max(0).astype(bool).sum() == 2 * cell * cell
     assert info["game_over"] is False and info["raw_reward"] == 0.0
 
 

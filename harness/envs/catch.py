@@ -1,7 +1,9 @@
 """Catch, the sanity game: learnable by a tiny world-model agent in minutes on a CPU.
 
 Rules (grid G = protocol.grid, B = protocol.balls):
-- The screen is a G x G grid drawn at protocol.size pixels (size % grid == 0), row 0 at the top.
+- The screen is a G x G grid drawn at protocol.size pixels (size % grid == 0), row 0 at the top. The
+  ball (white) and the paddle (blue) each fill their cell: at 64 pixels and grid 8 an 8x8 square, big
+  enough for a small tokenizer trained with L1 alone to keep it.
 - A ball appears at row 0 in a uniformly random column and falls one row per step. The paddle sits
   on the bottom row (it starts in column G // 2) and moves each step: action 0 stay, 1 left,
   2 right (clamped at the walls).
@@ -150,9 +152,8 @@ class CatchEnv(gymnasium.Env):
         screen = np.zeros((self.protocol.size, self.protocol.size, 3), dtype=np.uint8)
         bottom = (self.grid - 1) * cell
         screen[bottom:bottom + cell, self._paddle * cell:(self._paddle + 1) * cell] = _PADDLE_RGB
-        inset = cell // 4
-        top, left = self._ball_row * cell + inset, self._ball_col * cell + inset
-        screen[top:top + cell - 2 * inset, left:left + cell - 2 * inset] = _BALL_RGB
+        top, left = self._ball_row * cell, self._ball_col * cell
+        screen[top:top + cell, left:left + cell] = _BALL_RGB  # drawn over the paddle when it lands there
         return screen
 
     def _frame(self) -> np.ndarray:
