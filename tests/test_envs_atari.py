@@ -12,6 +12,8 @@ import pytest
 from ale_py import roms
 from PIL import Image
 
+from env_checks import assert_plain, rollout
+
 from harness.envs import VectorEnv, env_names, make_env, num_actions
 from harness.envs.atari import AtariEnv
 from harness.envs.protocol import ATARI_EVAL, ATARI_TRAIN_DEFAULTS, AtariProtocol, ObservationSpec
@@ -46,19 +48,6 @@ class BareALE:
             if self.ale.game_over():
                 break
         return reward, screens
-
-
-def assert_plain(value):
-    """Env states hold only builtins (bytes, numbers, strings, lists, dicts): safe in any checkpoint."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            assert isinstance(key, str)
-            assert_plain(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            assert_plain(item)
-    else:
-        assert value is None or isinstance(value, (bytes, int, float, str, bool)), type(value)
 
 
 def pil64(frame):
@@ -278,22 +267,12 @@ def test_state_roundtrip_into_fresh_env(variant):
     snapshot = env.get_state()
     actions = rng.integers(4, size=300)
 
-    def rollout(e):
-        out = []
-        for action in actions:
-            obs, reward, terminated, truncated, info = e.step(int(action))
-            out.append((obs.tobytes(), reward, terminated, truncated, info))
-            if terminated or truncated:
-                obs, info = e.reset()
-                out.append((obs.tobytes(), info))
-        return out
-
-    expected = rollout(env)
+    expected = rollout(env, actions)
     assert sum(1 for item in expected if len(item) == 2 and "noops" in item[1] and item[1]["noops"] > 0) >= 1
     fresh = AtariEnv(protocol, seed=999)
     fresh.set_state(pickle.loads(pickle.dumps(snapshot)))
     assert_plain(snapshot)
-    assert rollout(fresh) == expected
+    assert rollout(fresh, actions) == expected
 
 
 def test_registry_and_vector_env():

@@ -7,24 +7,13 @@ import pickle
 import numpy as np
 import pytest
 
+from env_checks import assert_plain, rollout
+
 from harness.envs import VectorEnv, make_env, num_actions
 from harness.envs.catch import CatchEnv, optimal_return, random_return
 from harness.envs.protocol import ObservationSpec, SanityProtocol
 
 PROTOCOL = SanityProtocol(grid=8, balls=3)
-
-
-def assert_plain(value):
-    """Env states hold only builtins (bytes, numbers, strings, lists, dicts): safe in any checkpoint."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            assert isinstance(key, str)
-            assert_plain(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            assert_plain(item)
-    else:
-        assert value is None or isinstance(value, (bytes, int, float, str, bool)), type(value)
 
 
 def run_episode(env: CatchEnv, policy, rng: np.random.Generator) -> tuple[float, int, list]:
@@ -134,21 +123,11 @@ def test_seeding_and_state_roundtrip():
     snapshot = env.get_state()
     actions = rng.integers(3, size=60)
 
-    def rollout(e):
-        out = []
-        for action in actions:
-            obs, reward, terminated, truncated, info = e.step(int(action))
-            out.append((obs.tobytes(), reward, terminated, truncated, info))
-            if terminated:
-                obs, info = e.reset()
-                out.append((obs.tobytes(), info))
-        return out
-
-    expected = rollout(env)
+    expected = rollout(env, actions)
     fresh = CatchEnv(PROTOCOL, seed=999)
     fresh.set_state(pickle.loads(pickle.dumps(snapshot)))
     assert_plain(snapshot)
-    assert rollout(fresh) == expected
+    assert rollout(fresh, actions) == expected
 
 
 def test_vector_env():

@@ -8,6 +8,8 @@ import crafter
 import numpy as np
 import pytest
 
+from env_checks import assert_plain, rollout
+
 from harness.envs import make_env, num_actions
 from harness.envs.crafter import ACHIEVEMENTS, CrafterEnv, crafter_score
 from harness.envs.protocol import CrafterProtocol, ObservationSpec
@@ -15,17 +17,8 @@ from harness.envs.protocol import CrafterProtocol, ObservationSpec
 SHORT = CrafterProtocol(length=40)
 
 
-def assert_plain(value):
-    """Env states hold only builtins (bytes, numbers, strings, lists, dicts): safe in any checkpoint."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            assert isinstance(key, str)
-            assert_plain(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            assert_plain(item)
-    else:
-        assert value is None or isinstance(value, (bytes, int, float, str, bool)), type(value)
+def achievements_and_inventory(info: dict) -> tuple:
+    return info.get("achievements"), info.get("inventory")
 
 
 def test_achievement_list_matches_crafter():
@@ -90,21 +83,11 @@ def test_state_roundtrip_into_fresh_env():
     snapshot = env.get_state()
     actions = rng.integers(17, size=80)
 
-    def rollout(e):
-        out = []
-        for action in actions:
-            obs, reward, terminated, truncated, info = e.step(int(action))
-            out.append((obs.tobytes(), reward, terminated, truncated, info["achievements"], info["inventory"]))
-            if terminated or truncated:
-                obs, info = e.reset()
-                out.append(obs.tobytes())
-        return out
-
-    expected = rollout(env)
+    expected = rollout(env, actions, achievements_and_inventory)
     fresh = CrafterEnv(protocol, seed=123)
     fresh.set_state(pickle.loads(pickle.dumps(snapshot)))
     assert_plain(snapshot)
-    assert rollout(fresh) == expected
+    assert rollout(fresh, actions, achievements_and_inventory) == expected
     assert fresh.observation_space.shape == (2, 64, 64)
 
 
