@@ -42,12 +42,13 @@ def test_blocks_are_itoken_action_then_delta_tokens():
 
 
 def test_attention_is_causal_and_the_cache_matches_a_full_pass():
-    _, _, wm = tiny_models()
-    x = torch.randn(2, 20, 64)
+    config, _, wm = tiny_models()
+    e = config.world_model.embed_dim
+    x = torch.randn(2, 20, e)
     with torch.no_grad():
         full = wm(x)
         changed = x.clone()
-        changed[:, 11] += torch.randn(64)
+        changed[:, 11] += torch.randn(e)
         assert torch.allclose(wm(changed)[:, :11], full[:, :11], atol=1e-6)
         assert not torch.allclose(wm(changed)[:, 11], full[:, 11])
         cache = wm.transformer.new_cache(2)
@@ -55,7 +56,7 @@ def test_attention_is_causal_and_the_cache_matches_a_full_pass():
     torch.testing.assert_close(torch.cat(pieces, 1), full, atol=1e-5, rtol=1e-5)
     assert cache.size == 20
     with pytest.raises(ValueError, match="max_tokens"):
-        wm(torch.randn(1, 6 * 8 + 1, 64))
+        wm(torch.randn(1, 6 * config.world_model.max_blocks + 1, e))
 
 
 def test_imagination_reproduces_the_training_sequence(monkeypatch):

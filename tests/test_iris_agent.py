@@ -43,11 +43,11 @@ def test_schedule_scales_with_budget():
     agent = IrisAgent(tiny(), CATCH)
     plans = []
     env_steps = 0
-    while (plan := agent.plan_epoch(Progress(agent.epochs_done, env_steps, 450))) is not None:
+    while (plan := agent.plan_epoch(Progress(agent.epochs_done, env_steps, 4500))) is not None:
         plans.append(plan.collect_steps)
         env_steps += plan.collect_steps
         agent.epochs_done += 1
-    assert sum(plans) == 450 and plans[:5] == [100, 100, 100, 100, 50] and len(plans) == 5 + 1
+    assert sum(plans) == 4500 and plans[:5] == [1000, 1000, 1000, 1000, 500] and len(plans) == 5 + 1
 
 
 def _fill(replay, steps, seed=0):
@@ -146,7 +146,7 @@ def test_paper_profile_requires_lpips_weights(monkeypatch, tmp_path):
         agent.plan_epoch(Progress(0, 0, 100_000))
     tiny_agent = cls(tiny(), CATCH)
     assert tiny_agent.required_files() == [] and tiny_agent.describe()["perceptual_loss"] == "off"
-    assert tiny_agent.plan_epoch(Progress(0, 0, 1000)).collect_steps == 100
+    assert tiny_agent.plan_epoch(Progress(0, 0, 1000)).collect_steps == 1000
 
 
 def test_paper_profile_loads_lpips_and_trains_with_perceptual_term(monkeypatch, tmp_path):

@@ -21,7 +21,9 @@ INFO = EnvInfo("sanity", "catch", 3, OBS, ("NOOP", "LEFT", "RIGHT"))
 
 def micro():
     """tiny, shrunk further so a handful of updates run in seconds."""
-    return replace(tiny(), prefill_steps=60, env_steps_per_epoch=4, pretrain_obs_frames=120, pretrain_obs_chunk=32,
+    # train_every: the official ratio (tiny trains less often to fit the CPU sanity run)
+    return replace(tiny(), prefill_steps=60, train_every=0.76, env_steps_per_epoch=4, pretrain_obs_frames=120,
+                   pretrain_obs_chunk=32,
                    pretrain_dyn_elements=64, pretrain_ac_elements=60, pretrain_updates_per_epoch=3,
                    z_categoricals=8, z_categories=8, obs_channels=4, obs_mlp_dim=32, dyn_embed_dim=32,
                    dyn_head_dim=16, dyn_feedforward_dim=32, dyn_z_dims=(32,), dyn_reward_dims=(16,),

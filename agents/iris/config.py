@@ -118,8 +118,10 @@ def crafter() -> IrisConfig:
 def tiny() -> IrisConfig:
     """Same code paths at CPU scale: a small tokenizer and transformer, short schedule, no LPIPS.
 
-    The schedule is written for a 2k-step Catch run (20 collection epochs of 100 steps); other budgets
-    scale it (agents/iris/schedule.py). lr 1e-3 instead of 1e-4: small nets, few updates.
+    The schedule is written for the 20k-step sanity run (20 collection epochs of 1,000 steps); other
+    budgets scale it (agents/iris/schedule.py). lr 1e-3 instead of 1e-4: small nets, few updates.
+    Known limitation (benchmarks/RESULTS_iris.md): without LPIPS the L1-only VQ tokenizer collapses to an
+    all-black reconstruction (tokens carry no ball/paddle information), so `tiny` does not learn Catch.
     """
     return IrisConfig(
         # The paper's 4x4 token grid: with 2x2 tokens the 8x8-pixel Catch ball was lost by the L1-only tokenizer.
@@ -128,7 +130,10 @@ def tiny() -> IrisConfig:
         world_model=WorldModelConfig(max_blocks=8, num_layers=2, num_heads=2, embed_dim=64),
         actor_critic=ActorCriticConfig(channels=(8, 16, 16, 16), lstm_dim=64, horizon=8, burn_in=4, gamma=0.97),
         training=TrainingConfig(
-            epochs=22, collection_epochs=20, steps_per_epoch=100,
+            # 1,000 steps per epoch: the 20k-step sanity budget gives the 20 collection epochs this schedule
+            # was written for (~200 updates of each component, about 20 min on one contended CPU core);
+            # 100 steps per epoch meant 200 epochs, ~2,000 updates each and well over an hour there.
+            epochs=22, collection_epochs=20, steps_per_epoch=1000,
             tokenizer=ComponentSchedule(0, 10, 16, lr=1e-3),
             world_model=ComponentSchedule(1, 10, 16, lr=1e-3, weight_decay=0.01),
             actor_critic=ComponentSchedule(2, 10, 16, lr=1e-3),

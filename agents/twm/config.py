@@ -111,17 +111,28 @@ def crafter() -> TWMConfig:
 
 def tiny() -> TWMConfig:
     # Same code paths, CPU-sized: small widths/depths/batches, short pretraining, faster rates so the
-    # Catch sanity run learns in minutes. The official training-step ratio (train_every) is kept.
+    # Catch sanity run (20k agent steps) fits ~25 min on a shared 2-core CPU (≈0.35-0.45 s per
+    # training step there). Tuned on Catch, see benchmarks/RESULTS_twm.md (sanity section).
     return TWMConfig(
-        prefill_steps=400, env_steps_per_epoch=16,
-        pretrain_obs_frames=400 * 25, pretrain_obs_chunk=64,
-        pretrain_dyn_elements=400 * 25, pretrain_ac_elements=400 * 10, pretrain_updates_per_epoch=100,
+        prefill_steps=1_000,  # 1000 random steps (~43 episodes): enough paddle/ball variety for pretraining
+        train_every=9.0,  # NOT official (0.76): ~2,100 training steps in 20k env steps keep the run in budget
+        env_steps_per_epoch=16,  # one metrics line per 16 env steps (~2 training steps)
+        pretrain_obs_frames=1_000 * 64,  # 64 passes / 2,000 updates: the paddle (gray, bottom edge) is slow to encode
+        pretrain_obs_chunk=32,  # smaller chunks than official 1,600: more updates per frame seen
+        pretrain_dyn_elements=1_000 * 40,  # cheap (cached latents, no convolutions): ~40 passes
+        pretrain_ac_elements=400 * 10, pretrain_updates_per_epoch=100,
         z_categoricals=16, z_categories=16, obs_channels=8, obs_mlp_dim=128,
-        obs_lr=1e-3, dyn_lr=5e-4,
+        obs_lr=2e-3,  # 20x official: few updates; 5e-3 collapsed the latent entropy and lost the ball
+        dyn_lr=5e-4,  # 5x official: few updates
         dyn_embed_dim=64, dyn_num_heads=2, dyn_head_dim=32, dyn_num_layers=2, dyn_feedforward_dim=128,
         dyn_z_dims=(128, 128), dyn_reward_dims=(64, 64), dyn_discount_dims=(64, 64),
         wm_batch_size=6, wm_sequence_length=8, wm_memory_length=8,
-        ac_batch_size=32, ac_horizon=8, ac_dims=(128, 128), actor_lr=1e-4, critic_lr=1e-4,
+        ac_batch_size=48,  # all 6x8 window steps start an imagined trajectory
+        ac_horizon=10,  # >= 8: every imagined trajectory sees a landing (one ball falls for 8 steps)
+        ac_dims=(128, 128),
+        actor_lr=1e-4, critic_lr=3e-4,  # critic 30x official so values follow the few updates
+        actor_entropy_threshold=0.4,  # floor 0.4 (official 0.1): keeps exploring until the reward head can
+        # tell a catch from a miss (earlier runs collapsed to ~0.2 on uninformative advantages)
     )
 
 

@@ -2,8 +2,8 @@
 
 Rules (grid G = protocol.grid, B = protocol.balls):
 - The screen is a G x G grid drawn at protocol.size pixels (size % grid == 0), row 0 at the top. The
-  ball (white) and the paddle (blue) each fill their cell: at 64 pixels and grid 8 an 8x8 square, big
-  enough for a small tokenizer trained with L1 alone to keep it.
+  ball (white) and the paddle (amber) each fill their cell: at 64 pixels and grid 8 an 8x8 square
+  (a 4x4-pixel ball was lost by the small CPU tokenizers).
 - A ball appears at row 0 in a uniformly random column and falls one row per step. The paddle sits
   on the bottom row (it starts in column G // 2) and moves each step: action 0 stay, 1 left,
   2 right (clamped at the walls).
@@ -32,7 +32,9 @@ from harness.envs.protocol import SanityProtocol
 ACTION_MEANINGS = ("NOOP", "LEFT", "RIGHT")
 _PADDLE_DELTA = (0, -1, 1)
 _BALL_RGB = (255, 255, 255)
-_PADDLE_RGB = (40, 140, 255)
+# Amber, not blue: in a grayscale observation (TWM) a blue (40, 140, 255) paddle is 123/255 and the
+# TWM tiny latent learned the ball but not the paddle; amber is 193/255 there, still distinct from the ball.
+_PADDLE_RGB = (255, 200, 0)
 
 
 def _move_paddle(paddle: int, action: int, grid: int) -> int:
