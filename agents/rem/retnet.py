@@ -55,13 +55,18 @@ class RetNet(nn.Module):
             x, _ = layer(x, None, positions, "parallel")
         return x
 
-    def forward_recurrent(self, x: torch.Tensor, states: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
-        positions = torch.arange(start, start + x.shape[1], device=x.device)
+    def _through_layers(self, x: torch.Tensor, states: torch.Tensor, positions: torch.Tensor,
+                        mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """x through every layer in `mode`, each from its own state; returns outputs and the new states."""
         new_states = []
         for layer, state in zip(self.layers, states):
-            x, state = layer(x, state, positions, "recurrent")
+            x, state = layer(x, state, positions, mode)
             new_states.append(state)
         return x, torch.stack(new_states)
+
+    def forward_recurrent(self, x: torch.Tensor, states: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+        positions = torch.arange(start, start + x.shape[1], device=x.device)
+        return self._through_layers(x, states, positions, "recurrent")
 
     def forward_chunk(self, x: torch.Tensor, states: torch.Tensor,
                       positions: torch.Tensor | int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,11 +76,7 @@ class RetNet(nn.Module):
         """
         if isinstance(positions, int):
             positions = torch.arange(positions, positions + x.shape[1], device=x.device)
-        new_states = []
-        for layer, state in zip(self.layers, states):
-            x, state = layer(x, state, positions, "chunkwise")
-            new_states.append(state)
-        return x, torch.stack(new_states)
+        return self._through_layers(x, states, positions, "chunkwise")
 
     def forward_chunk_blocks(self, x: torch.Tensor, states: torch.Tensor, start: int,
                              block_len: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
