@@ -87,6 +87,12 @@ def test_target_critic_is_an_ema_of_every_entry():
         torch.testing.assert_close(value, expected)
 
 
+def test_imagination_must_fit_the_context_without_a_cache_reset():
+    with pytest.raises(ValueError, match=r"actor_critic.burn_in \+ actor_critic.horizon \+ 1 = 10 must be <= "
+                                         r"world_model.max_blocks = 8"):
+        DeltaIrisAgent(fast_tiny(**{"actor_critic.horizon": 8}), CATCH)
+
+
 def test_act_shapes_first_resets_and_burn_in_after_updates():
     agent = DeltaIrisAgent(fast_tiny(), CATCH, seed=0)
     obs = np.random.default_rng(0).integers(0, 256, (2, 3, 64, 64), dtype=np.uint8)
@@ -94,9 +100,9 @@ def test_act_shapes_first_resets_and_burn_in_after_updates():
     actions, state = agent.act(obs, state, "evaluate", np.ones(2, bool))
     assert actions.dtype == np.int64 and actions.shape == (2,) and np.all((0 <= actions) & (actions < 3))
     # A fresh state is burned in on zero frames, exactly like the LSTM fed zero frames.
-    model = agent.actor_critic.model
+    model, burn_in = agent.actor_critic.model, agent.config.actor_critic.burn_in
     with torch.no_grad():
-        expected = model.burn_in(torch.zeros(2, 2, 3, 64, 64), model.initial_state(2))
+        expected = model.burn_in(torch.zeros(2, burn_in, 3, 64, 64), model.initial_state(2))
         _, _, expected = model(torch.from_numpy(obs).float() / 255, expected)
     torch.testing.assert_close(state["hx"], expected[0])
     # first[i] zeroes that row's LSTM state before the step.
@@ -109,7 +115,7 @@ def test_act_shapes_first_resets_and_burn_in_after_updates():
     agent.update(replay, Progress(0, 40, 1000))
     episode = replay.ongoing_episode(0)
     length = replay.episode_lengths()[episode]
-    stored = replay.segment(episode, length - 2, 2).obs
+    stored = replay.segment(episode, length - burn_in, burn_in).obs
     current = replay.observations(episode, length, length + 1)
     _, collect_state = agent.act(current, agent.initial_state(1), "collect", np.zeros(1, bool))
     with torch.no_grad():
@@ -176,7 +182,7 @@ def test_actor_critic_loss_matches_its_definition():
     from agents.common.returns import lambda_returns
 
     torch.manual_seed(0)
-    config = dataclasses.replace(tiny().actor_critic, two_hot_values=False, horizon=4)
+    config = dataclasses.replace(tiny().actor_critic, two_hot_values=False, horizon=4, burn_in=2)
     actor_critic = ActorCritic(config, 3)
     with torch.no_grad():
         actor_critic.model.critic.weight.normal_(0, 0.1)  # distinct online and target critics

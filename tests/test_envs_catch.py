@@ -57,30 +57,53 @@ def test_random_return_matches_monte_carlo():
     assert abs(np.mean(returns) - random_return(protocol)) < 4 * stderr
 
 
-def test_greedy_policy_reaches_optimal_and_episode_length():
-    env = CatchEnv(PROTOCOL, seed=3)
+@pytest.mark.parametrize("timing, length", [("after_landing", 24), ("landing", 23)])
+def test_greedy_policy_reaches_optimal_and_episode_length(timing, length):
+    protocol = dataclasses.replace(PROTOCOL, reward_timing=timing)
+    env = CatchEnv(protocol, seed=3)
     rng = np.random.default_rng(0)
     for _ in range(20):
         total, steps, trace = run_episode(env, greedy_policy, rng)
-        assert total == optimal_return(PROTOCOL) == 3
-        assert steps == PROTOCOL.balls * PROTOCOL.grid - 1
+        assert total == optimal_return(protocol) == 3
+        assert steps == length
         assert [t[2] for t in trace].count(True) == 1 and trace[-1][2]
         assert not any(t[3] for t in trace)
 
 
-def test_rewards_only_on_landing_and_paddle_clamped():
-    env = CatchEnv(PROTOCOL, seed=5)
+@pytest.mark.parametrize("timing, paid_at", [("after_landing", [7, 15, 23]), ("landing", [6, 14, 22])])
+def test_rewards_only_for_landings_and_paddle_clamped(timing, paid_at):
+    env = CatchEnv(dataclasses.replace(PROTOCOL, reward_timing=timing), seed=5)
     env.reset()
-    rewards = []
-    for _ in range(PROTOCOL.balls * PROTOCOL.grid - 1):
-        _, reward, _, _, _ = env.step(1)  # always left: paddle ends at column 0
+    rewards, terminated = [], False
+    while not terminated:
+        _, reward, terminated, _, _ = env.step(1)  # always left: paddle ends at column 0
         rewards.append(reward)
         assert env.get_state()["paddle"] >= 0
+    assert len(rewards) == paid_at[-1] + 1
     nonzero = [i for i, r in enumerate(rewards) if r != 0]
-    assert nonzero == [6, 14, 22]
+    assert nonzero == paid_at
     assert env.get_state()["paddle"] == 0
     with pytest.raises(RuntimeError):
         env.step(0)
+
+
+def test_after_landing_reward_is_a_function_of_the_landing_frame():
+    """Caught iff the landing frame shows no amber (the ball is drawn over the paddle); paid one step later."""
+    protocol = dataclasses.replace(PROTOCOL, reward_timing="after_landing")
+    env = CatchEnv(protocol, seed=4)
+    rng = np.random.default_rng(0)
+    paid = {1.0: 0, -1.0: 0}
+    for _ in range(40):
+        obs, _ = env.reset()
+        terminated = False
+        while not terminated:
+            landed = env.get_state()["ball_row"] == protocol.grid - 1
+            amber = bool(((obs[0] == 255) & (obs[1] == 200)).any())
+            obs, reward, terminated, _, _ = env.step(int(rng.integers(3)) if rng.random() < 0.5
+                                                     else greedy_policy(env, rng))
+            assert reward == ((-1.0 if amber else 1.0) if landed else 0.0)
+            paid[reward] = paid.get(reward, 0) + 1
+    assert paid[1.0] > 10 and paid[-1.0] > 10
 
 
 def test_observation_shows_ball_and_paddle():
@@ -135,7 +158,7 @@ def test_vector_env():
     obs, infos = vec.reset_all([1, 2, 3])
     assert obs.shape == (3, 3, 64, 64) and len(infos) == 3
     assert num_actions(PROTOCOL) == 3
-    for _ in range(7):
+    for _ in range(7):  # the first ball lands (and is paid) in step 7
         obs, rewards, terminated, truncated, infos = vec.step([0, 1, 2])
     assert rewards.dtype == np.float32 and (np.abs(rewards) == 1).all() and not terminated.any()
     states = vec.get_state()

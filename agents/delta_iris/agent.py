@@ -32,6 +32,12 @@ class DeltaIrisAgent(Agent):
         super().__init__(config, env_info, device, seed)
         if tuple(env_info.obs_shape) != (3, 64, 64):
             raise ValueError(f"delta_iris expects 3x64x64 RGB observations, env {env_info.name} gives {env_info.obs_shape}")
+        ac, blocks = config.actor_critic, config.world_model.max_blocks
+        if ac.burn_in + ac.horizon + 1 > blocks:
+            # Otherwise imagination's cache reset sets in, and the next steps predict Δ-tokens from the context's
+            # last block, whose Δ-token head a segment of max_blocks frames never trains (it has no next frame).
+            raise ValueError(f"delta_iris config: actor_critic.burn_in + actor_critic.horizon + 1 = "
+                             f"{ac.burn_in + ac.horizon + 1} must be <= world_model.max_blocks = {blocks}")
         self.torch_device = torch.device(device)
         if self.torch_device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True  # as the official trainer (one process per cell)

@@ -151,21 +151,22 @@ def tiny() -> DeltaIrisConfig:
         tokenizer=TokenizerConfig(codebook_size=64, codebook_dim=16, encoder=cnn(16), decoder=cnn(0),
                                   frame_embedder=cnn(4), dead_code_revival=False),
         # I-token 2x8x8 = 128 (E): with one channel (E = 64) the paddle column was linearly decodable from
-        # the I-token in only 34% of frames (ball column 100%), with two channels in 99%; the reward of a
-        # landing depends on both columns.
+        # the I-token in only 34% of frames (ball column 100%), with two channels in 99%. Context of 8 blocks
+        # = burn-in 1 + H 6 + 1, as the paper's 5 + 15 + 1 = 21: imagination never resets its cache, which
+        # would make it predict Δ-tokens from the last block, untrained (RESULTS_delta_iris.md).
         world_model=WorldModelConfig(max_blocks=8, num_layers=2, num_heads=4, embed_dim=128, itoken_cnn=cnn(2)),
-        # H = 8 covers one falling ball (7 rows); faster target EMA for ~10^3 updates instead of 10^5.
-        actor_critic=ActorCriticConfig(cnn=cnn(16), lstm_dim=64, burn_in=2, horizon=8, gamma=0.95,
+        # H = 6 and a burn-in of 1 frame (Catch is Markov in one frame) fit the 8-block context; faster target
+        # EMA for ~10^3 updates instead of 10^5.
+        actor_critic=ActorCriticConfig(cnn=cnn(16), lstm_dim=64, burn_in=1, horizon=6, gamma=0.95,
                                        entropy_weight=0.01, target_ema=0.98),
         # ~300 tokenizer updates pass before the decoder draws the falling ball (an 8x8 white cell) at all;
         # Catch's dynamics do not depend on the policy, so the random epoch's data suffices (few later updates).
         train_tokenizer=ComponentSchedule(4, 6, 10, 400, 0, 0.01, 1.0),
-        # The reward head learns *when* a ball lands in ~150-300 updates; *whether* it is caught (an interaction
-        # of ball column, paddle column and action) was not learned within 700 (RESULTS_delta_iris.md): as many
-        # updates as the 25-minute budget allows.
-        train_world_model=ComponentSchedule(6, 8, 70, 500, 0, 0.01, 1.0),
-        # Starts in epoch 2, once the reward head has had the random epoch; batch 8 keeps an update ~1 s here.
-        train_actor_critic=ComponentSchedule(8, 3, 40, 0, 1, 0.0, 1.0, mixed_precision=False),
+        # 1,500 updates on the random epoch, so the reward head has (most likely) told catches from misses
+        # before the actor-critic starts; then 100 per collection epoch.
+        train_world_model=ComponentSchedule(6, 8, 100, 1500, 0, 0.01, 1.0),
+        # Starts in epoch 2; batch 8 keeps an update under a second here.
+        train_actor_critic=ComponentSchedule(8, 2, 100, 0, 1, 0.0, 1.0, mixed_precision=False),
         learning_rate=1e-3,
         num_collect_envs=1,
         random_steps_first_epoch=4_000,  # ~170 random episodes: ~65 caught landings for the reward head

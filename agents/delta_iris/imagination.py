@@ -65,7 +65,8 @@ class Imagination:
         """action [B] int64 -> (next frame [B, C, H, W], reward [B] float, end [B] bool)."""
         assert self.cache is not None and self.frame is not None, "call reset() first"
         wm, per_block = self.world_model, self.world_model.tokens_per_block
-        if (self.cache.max_tokens - self.cache.size) / per_block <= 1:  # never in training (5 + H + 1 blocks fit)
+        # Never in training: the agent requires burn_in + H + 1 <= max_blocks.
+        if (self.cache.max_tokens - self.cache.size) / per_block <= 1:
             self.cache = wm.transformer.new_cache(self.frame.shape[0], dtype=self._cache_dtype())
             self.pending = self.current_itoken
         action_emb = wm.action_emb(action).unsqueeze(1)

@@ -7,13 +7,21 @@ Rules (grid G = protocol.grid, B = protocol.balls):
 - A ball appears at row 0 in a uniformly random column and falls one row per step. The paddle sits
   on the bottom row (it starts in column G // 2) and moves each step: action 0 stay, 1 left,
   2 right (clamped at the walls).
-- The step in which the ball reaches the bottom row pays +1 if the paddle (after its move) is in
-  the ball's column, else -1; that observation shows the landed ball. The next step spawns the
-  next ball at row 0 (the paddle moves in that step too). The episode terminates when the B-th
-  ball lands, so it lasts exactly B*G - 1 steps (no truncation).
+- The step in which the ball reaches the bottom row *lands* it: the ball is caught if the paddle (after
+  its move) is in the ball's column. The landing observation shows it: a caught ball is drawn over the
+  paddle, so no amber is left on screen.
+- protocol.reward_timing says when a landing is paid (+1 caught, -1 missed):
+  - "landing" (default): in the landing step itself. The next step spawns the next ball at row 0 (the
+    paddle moves in it too); the episode terminates when the B-th ball lands: B*G - 1 steps. The reward
+    is an interaction of the ball's column, the paddle's column and the action.
+  - "after_landing": in the next step, the one that spawns the next ball. The reward is then a function
+    of the landing frame alone (no amber on screen = caught); the episode terminates with the payment of
+    the B-th ball, whose frame still shows it on the bottom row: B*G steps. A diagnostic variant: it
+    isolates reward prediction from the action interaction (benchmarks/RESULTS_delta_iris.md).
 - Defaults worth using: grid 8, balls 3 -> 23 steps per episode.
 
-Returns (computed exactly by dynamic programming over the same dynamics the env steps with):
+Returns (computed exactly by dynamic programming over the landing dynamics; the payment's timing does not
+change an undiscounted return):
 - uniform random policy: B * (2/G - 1) (the ball column is uniform and independent of the paddle,
   so each ball is caught with probability exactly 1/G); grid 8, balls 3 -> -2.25.
 - optimal policy: B (the paddle gets >= G-1 moves per ball, enough to cross the whole grid).
@@ -107,6 +115,7 @@ class CatchEnv(gymnasium.Env):
         self._rng = np.random.default_rng(seed)
         self._stack = FrameStack(protocol.obs)
         self._ball_row = self._ball_col = self._paddle = self._balls_left = self._steps = 0
+        self._unpaid = 0.0  # the reward of a landing not paid yet ("after_landing")
         self._over = True
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
@@ -115,6 +124,7 @@ class CatchEnv(gymnasium.Env):
             self.seeds["env"] = int(seed)
         self._paddle = self.grid // 2
         self._balls_left = self.protocol.balls
+        self._unpaid = 0.0
         self._spawn()
         self._steps = 0
         self._over = False
@@ -127,13 +137,21 @@ class CatchEnv(gymnasium.Env):
             raise ValueError(f"CatchEnv.step: expected an action in [0, {len(ACTION_MEANINGS)}), got {action}")
         self._paddle = _move_paddle(self._paddle, int(action), self.grid)
         reward = 0.0
-        if self._ball_row == self.grid - 1:
-            self._spawn()
+        if self._ball_row == self.grid - 1:  # the ball landed in the previous step
+            if self.protocol.reward_timing == "after_landing":
+                reward, self._unpaid = self._unpaid, 0.0
+                self._balls_left -= 1
+            if self._balls_left > 0:
+                self._spawn()
         else:
             self._ball_row += 1
             if self._ball_row == self.grid - 1:
-                reward = _landing_reward(self._paddle, self._ball_col)
-                self._balls_left -= 1
+                landed = _landing_reward(self._paddle, self._ball_col)
+                if self.protocol.reward_timing == "after_landing":
+                    self._unpaid = landed
+                else:
+                    reward = landed
+                    self._balls_left -= 1
         self._steps += 1
         terminated = self._balls_left == 0
         self._over = terminated
@@ -163,12 +181,13 @@ class CatchEnv(gymnasium.Env):
 
     def get_state(self) -> dict[str, Any]:
         return {"ball_row": self._ball_row, "ball_col": self._ball_col, "paddle": self._paddle,
-                "balls_left": self._balls_left, "steps": self._steps, "over": self._over,
+                "balls_left": self._balls_left, "unpaid": self._unpaid, "steps": self._steps, "over": self._over,
                 "rng": self._rng.bit_generator.state, "stack": self._stack.get_state(), "seeds": dict(self.seeds)}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self._ball_row, self._ball_col, self._paddle = state["ball_row"], state["ball_col"], state["paddle"]
         self._balls_left, self._steps, self._over = state["balls_left"], state["steps"], state["over"]
+        self._unpaid = state.get("unpaid", 0.0)  # absent in checkpoints written before reward_timing existed
         self._rng = np.random.default_rng()
         self._rng.bit_generator.state = state["rng"]
         self._stack.set_state(state["stack"])

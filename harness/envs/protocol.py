@@ -73,6 +73,9 @@ class SanityProtocol:
     grid: int = 8  # cells per side (each cell is size/grid pixels)
     size: int = 64
     balls: int = 3  # balls per episode (episode return in [-balls, balls]; 23 steps at grid 8)
+    # "landing": a landing is paid in the landing step, a function of the frame before it and the action;
+    # "after_landing": paid in the next step, a function of the landing frame alone (harness/envs/catch.py)
+    reward_timing: Literal["landing", "after_landing"] = "landing"
     reward_transform: Literal["none", "sign", "tanh"] = "none"
     obs: ObservationSpec = field(default_factory=ObservationSpec)
 

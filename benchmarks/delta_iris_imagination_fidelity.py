@@ -1,0 +1,100 @@
+"""How faithful is a Δ-IRIS run's imagination? Imagined rollouts against the real env under the same actions.
+
+From B real start states (random play of a random length), the run's latest checkpoint imagines H steps
+with uniformly random actions, while copies of the real envs take the same actions. Per imagination step it
+prints the fraction of pixels the imagined frame gets wrong (|difference| > 0.5 in any channel) and the
+mean imagined reward where the real reward is 0, -1 and +1. New objects the env draws at random (a new Catch
+ball) are wrong by chance, so step 1 is not exactly 0 even for a perfect model.
+
+    python benchmarks/delta_iris_imagination_fidelity.py runs/sanity/delta_iris/catch/seed_0
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agents.delta_iris.imagination import Imagination  # noqa: E402
+from harness.envs import make_env  # noqa: E402
+from harness.loop import build_agent  # noqa: E402
+from harness.suite import RunSpec  # noqa: E402
+
+
+def start_states(env_protocol, batch: int, context: int, rng: np.random.Generator):
+    """Envs after a random-length random prefix; their last `context` + 1 frames and `context` actions."""
+    envs, frames, actions = [], [], []
+    for i in range(batch):
+        env = make_env(env_protocol, seed=10_000 + i)
+        obs, _ = env.reset()
+        history, taken = [obs], []
+        for _ in range(int(rng.integers(context, 16))):
+            action = int(rng.integers(env.action_space.n))
+            obs, _, terminated, truncated, _ = env.step(action)
+            history.append(obs)
+            taken.append(action)
+            if terminated or truncated:
+                break
+        if len(taken) < context or terminated or truncated:
+            return start_states(env_protocol, batch, context, rng)  # rare: redraw the whole batch
+        envs.append(env)
+        frames.append(np.stack(history[-context - 1:]))
+        actions.append(taken[-context:])
+    return envs, torch.tensor(np.stack(frames)).float() / 255, torch.tensor(actions)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path, help="a Δ-IRIS run folder with checkpoints/ and run.json")
+    parser.add_argument("--batch", type=int, default=64, help="imagined rollouts")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the start states, actions and token samples")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    run = json.loads((args.run_dir / "run.json").read_text())
+    agent, _, train_protocol, _ = build_agent(RunSpec.from_dict(run["spec"]), "cpu")
+    recorded = {key: value for key, value in run["train_protocol"].items() if key != "family"}
+    rebuilt = json.loads(json.dumps(dataclasses.asdict(train_protocol), default=str))
+    if rebuilt != recorded:
+        raise SystemExit(f"{args.run_dir}/run.json: train_protocol {recorded} differs from today's {rebuilt}; "
+                         "the env the run trained on can no longer be rebuilt from its spec")
+    checkpoints = sorted((args.run_dir / "checkpoints").glob("ckpt_*.pt"))
+    if not checkpoints:
+        raise SystemExit(f"{args.run_dir}/checkpoints: no ckpt_*.pt to load")
+    agent.load_state_dict(torch.load(checkpoints[-1], weights_only=False)["agent"])
+    for module in agent.modules().values():
+        module.eval()
+    config, rng = agent.config.actor_critic, np.random.default_rng(args.seed)
+    envs, frames, actions = start_states(train_protocol, args.batch, config.burn_in, rng)
+    imagination = Imagination(agent.tokenizer, agent.world_model, torch.Generator().manual_seed(args.seed))
+    print(f"{checkpoints[-1]}: {args.batch} rollouts of H = {config.horizon}, uniformly random actions")
+    print("step  wrong pixels  imagined reward where real = 0 / -1 / +1 (count)")
+    with torch.no_grad():
+        imagination.reset(frames, actions)
+        alive = np.ones(args.batch, bool)
+        for step in range(1, config.horizon + 1):
+            chosen = rng.integers(envs[0].action_space.n, size=args.batch)
+            imagined, reward, _ = imagination.step(torch.from_numpy(chosen))
+            real_frames, real_rewards = np.zeros((args.batch, *frames.shape[2:]), np.float32), np.zeros(args.batch)
+            live = alive.copy()  # rows whose real episode has not ended: the only ones compared
+            for i, env in enumerate(envs):
+                if alive[i]:
+                    obs, real_rewards[i], terminated, truncated, _ = env.step(int(chosen[i]))
+                    real_frames[i] = obs / 255
+                    alive[i] = not (terminated or truncated)
+            wrong = (imagined - torch.from_numpy(real_frames)).abs().amax(1).gt(0.5).float().mean((1, 2)).numpy()[live]
+            columns = []
+            for value in (0.0, -1.0, 1.0):
+                chosen_rows = live & (real_rewards == value)
+                mean = float(reward.numpy()[chosen_rows].mean()) if chosen_rows.any() else float("nan")
+                columns.append(f"{mean:+.2f} ({int(chosen_rows.sum())})")
+            print(f"{step:4d}  {wrong.mean():12.4f}  {' / '.join(columns)}")
+
+
+if __name__ == "__main__":
+    main()
