@@ -1,7 +1,8 @@
 """How faithful is a Δ-IRIS run's imagination? Imagined rollouts against the real env under the same actions.
 
-From B real start states (random play of a random length), the run's latest checkpoint imagines H steps
-with uniformly random actions, while copies of the real envs take the same actions. Per imagination step it
+From B real start states (random play of a random length) of the env the run recorded in run.json, the
+run's latest checkpoint imagines H steps with uniformly random actions, while the real envs take the same
+actions. Per imagination step it
 prints the fraction of pixels the imagined frame gets wrong (|difference| > 0.5 in any channel) and the
 mean imagined reward where the real reward is 0, -1 and +1. New objects the env draws at random (a new Catch
 ball) are wrong by chance, so step 1 is not exactly 0 even for a perfect model.
@@ -11,7 +12,6 @@ ball) are wrong by chance, so step 1 is not exactly 0 even for a perfect model.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.delta_iris.imagination import Imagination  # noqa: E402
 from harness.envs import make_env  # noqa: E402
+from harness.envs import protocol as protocols  # noqa: E402
 from harness.loop import build_agent  # noqa: E402
 from harness.suite import RunSpec  # noqa: E402
 
@@ -32,21 +33,22 @@ def start_states(env_protocol, batch: int, context: int, rng: np.random.Generato
     envs, frames, actions = [], [], []
     for i in range(batch):
         env = make_env(env_protocol, seed=10_000 + i)
-        obs, _ = env.reset()
-        history, taken = [obs], []
-        for _ in range(int(rng.integers(context, 16))):
-            action = int(rng.integers(env.action_space.n))
-            obs, _, terminated, truncated, _ = env.step(action)
-            history.append(obs)
-            taken.append(action)
-            if terminated or truncated:
-                break
-        if len(taken) < context or terminated or truncated:
-            return start_states(env_protocol, batch, context, rng)  # rare: redraw the whole batch
+        ended = True
+        while ended:  # redraw a prefix that ended the episode (rare: prefixes are shorter than an episode)
+            obs, _ = env.reset()
+            history, taken, ended = [obs], [], False
+            for _ in range(int(rng.integers(context, context + 16))):
+                action = int(rng.integers(env.action_space.n))
+                obs, _, terminated, truncated, _ = env.step(action)
+                history.append(obs)
+                taken.append(action)
+                ended = terminated or truncated
+                if ended:
+                    break
         envs.append(env)
         frames.append(np.stack(history[-context - 1:]))
-        actions.append(taken[-context:])
-    return envs, torch.tensor(np.stack(frames)).float() / 255, torch.tensor(actions)
+        actions.append(taken[len(taken) - context:])
+    return envs, torch.tensor(np.stack(frames)).float() / 255, torch.tensor(actions).reshape(batch, context)
 
 
 def main() -> None:
@@ -57,12 +59,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     run = json.loads((args.run_dir / "run.json").read_text())
-    agent, _, train_protocol, _ = build_agent(RunSpec.from_dict(run["spec"]), "cpu")
-    recorded = {key: value for key, value in run["train_protocol"].items() if key != "family"}
-    rebuilt = json.loads(json.dumps(dataclasses.asdict(train_protocol), default=str))
-    if rebuilt != recorded:
-        raise SystemExit(f"{args.run_dir}/run.json: train_protocol {recorded} differs from today's {rebuilt}; "
-                         "the env the run trained on can no longer be rebuilt from its spec")
+    agent = build_agent(RunSpec.from_dict(run["spec"]), "cpu")[0]
+    train_protocol = protocols.from_dict(run["train_protocol"])  # the env as the run recorded it
     checkpoints = sorted((args.run_dir / "checkpoints").glob("ckpt_*.pt"))
     if not checkpoints:
         raise SystemExit(f"{args.run_dir}/checkpoints: no ckpt_*.pt to load")
