@@ -12,6 +12,11 @@ An agent owns learning. One run drives one agent through *epochs*:
 `act` is batched over parallel environments. `state` is whatever recurrent state the agent needs
 (an LSTM state, a Transformer-XL memory...), opaque to the harness; `first[i]` is True where
 environment i has just been reset, so the agent must reset that row of its state.
+
+With several collection envs, `resets_envs_together()` chooses when finished episodes restart: each
+env at once, or all together once every env has finished (finished envs idle, uncounted, while the
+others play on). A collection that overshoots `collect_steps` (a vector step counts every env it
+stepped) takes the excess from the next epoch's collection.
 """
 from __future__ import annotations
 
@@ -105,6 +110,15 @@ class Agent(abc.ABC):
 
     def num_collect_envs(self) -> int:
         return int(getattr(self.config, "num_collect_envs", self.num_collect_envs_default))
+
+    def resets_envs_together(self) -> bool:
+        """How the harness resets the collection envs (it matters only with several).
+
+        False: each env resets as soon as its episode ends. True: an env whose episode ended idles, is
+        not stepped and its steps are not counted, until every env's episode has ended; then all reset
+        together (the IRIS-family collectors: MultiProcessEnv with should_wait_num_envs_ratio=1.0).
+        """
+        return False
 
     def required_files(self) -> list[RequiredFile]:
         """Files that must exist before training (e.g. perceptual-loss weights)."""

@@ -48,6 +48,7 @@ class LoopState:
     epoch_open: bool = False  # an epoch was planned and has not finished (a stop came during its collection)
     collect_left: int = 0  # steps that epoch still has to collect
     collect_random: bool = False  # that epoch's plan.random_actions
+    collect_excess: int = 0  # steps the last collection took beyond its target, deducted from the next one
 
 
 class _Stop(Exception):
@@ -119,6 +120,8 @@ class Run:
         self.obs = np.zeros((self.num_envs, *self.env_info.obs_shape), np.uint8)
         self.act_state: Any = None
         self.first = np.ones(self.num_envs, dtype=bool)
+        self.resets_together = self.agent.resets_envs_together()
+        self.idle = np.zeros(self.num_envs, dtype=bool)  # episode ended, waiting for the others (resets_together)
         self.episode_return = np.zeros(self.num_envs)  # raw reward of the current (replay) episode
         self.episode_length = np.zeros(self.num_envs, dtype=np.int64)
         self.game_return = np.zeros(self.num_envs)  # raw reward of the current game (across lives)
@@ -136,8 +139,9 @@ class Run:
         return {
             "cell_id": self.spec.cell_id, "loop": dataclasses.asdict(loop), "agent": self.agent.state_dict(),
             "replay": self.replay.state_dict(), "envs": self.envs.get_state(), "obs": self.obs.copy(),
-            "act_state": self.act_state, "first": self.first.copy(), "episode_return": self.episode_return.copy(),
-            "episode_length": self.episode_length.copy(), "game_return": self.game_return.copy(),
+            "act_state": self.act_state, "first": self.first.copy(), "idle": self.idle.copy(),
+            "episode_return": self.episode_return.copy(), "episode_length": self.episode_length.copy(),
+            "game_return": self.game_return.copy(),
             "rng": self.rng.bit_generator.state, "global_rng": _rng_states(),
             "log_sizes": {"metrics": self.store.metrics.size(), "episodes": self.store.episodes.size()},
         }
@@ -157,6 +161,7 @@ class Run:
             self.obs = payload["obs"]
             self.act_state = payload["act_state"]
             self.first = payload["first"]
+            self.idle = payload.get("idle", np.zeros(self.num_envs, dtype=bool))  # absent before idle envs existed
             self.episode_return = payload["episode_return"]
             self.episode_length = payload["episode_length"]
             self.game_return = payload["game_return"]
@@ -183,6 +188,8 @@ class Run:
                         frames_per_step=self.spec.frames_per_step)
 
     def collect(self, steps: int, random_actions: bool) -> None:
+        """Collects at least `steps` env steps (a vector step counts the envs it stepped); the excess over
+        `steps` is deducted from the next collection."""
         target = self.loop.env_steps + steps
         while self.loop.env_steps < target:
             if random_actions:
@@ -190,30 +197,43 @@ class Run:
             else:
                 actions, self.act_state = self.agent.act(self.obs, self.act_state, "collect", self.first)
                 self.first[:] = False
-            next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
+            stepped = np.flatnonzero(~self.idle)
+            step_obs, rewards, terminated, truncated, infos = self.envs.step(actions, ~self.idle)
+            next_obs = self.obs.copy()  # idle envs keep showing their last frame, as the official collectors do
+            next_obs[stepped] = step_obs
             rows = []
-            for i in range(self.num_envs):
-                raw = float(infos[i]["raw_reward"])
+            for k, i in enumerate(stepped):
+                raw = float(infos[k]["raw_reward"])
                 self.episode_return[i] += raw
                 self.game_return[i] += raw
                 self.episode_length[i] += 1
-                self.replay.add_step(i, int(actions[i]), float(rewards[i]), bool(terminated[i]), bool(truncated[i]),
-                                     next_obs[i])
-                if terminated[i] or truncated[i]:
-                    rows.append(self._train_episode_row(i, infos[i]))
-                    next_obs[i] = self.envs.reset_one(i)[0]
-                    self.replay.start_episode(i, next_obs[i])
-                    self.first[i] = True
+                self.replay.add_step(i, int(actions[i]), float(rewards[k]), bool(terminated[k]), bool(truncated[k]),
+                                     step_obs[k])
+                if terminated[k] or truncated[k]:
+                    rows.append(self._train_episode_row(i, infos[k], self.loop.env_steps + len(stepped)))
+                    if self.resets_together:
+                        self.idle[i] = True
+                    else:
+                        self._reset_env(i, next_obs)
+            if self.idle.all():
+                for i in range(self.num_envs):
+                    self._reset_env(i, next_obs)
+                self.idle[:] = False
             self.obs = next_obs
-            self.loop.env_steps += self.num_envs
+            self.loop.env_steps += len(stepped)
             self.store.episodes.append(rows)
             self.loop.collect_left = max(0, target - self.loop.env_steps)
+            self.loop.collect_excess = max(0, self.loop.env_steps - target)
             self._tick()
 
-    def _train_episode_row(self, i: int, info: dict[str, Any]) -> dict[str, Any]:
+    def _reset_env(self, i: int, next_obs: np.ndarray) -> None:
+        next_obs[i] = self.envs.reset_one(i)[0]
+        self.replay.start_episode(i, next_obs[i])
+        self.first[i] = True
+
+    def _train_episode_row(self, i: int, info: dict[str, Any], env_steps: int) -> dict[str, Any]:
         game_over = bool(info.get("game_over", True))
-        row = {"kind": "train", "env_steps": self.loop.env_steps + self.num_envs,
-               "frames": (self.loop.env_steps + self.num_envs) * self.spec.frames_per_step,
+        row = {"kind": "train", "env_steps": env_steps, "frames": env_steps * self.spec.frames_per_step,
                "return": float(self.episode_return[i]), "length": int(self.episode_length[i]),
                "game_over": game_over, "env_index": i, "wall_time": self.elapsed()}
         if game_over:
@@ -278,7 +298,11 @@ class Run:
             if plan is None:
                 self.loop.training_complete = True
             else:
-                steps = max(0, min(plan.collect_steps, self.spec.budget_steps - self.loop.env_steps))
+                planned = plan.collect_steps
+                if not self.loop.epoch_open:  # a new plan pays back what the last collection overshot
+                    paid = min(planned, self.loop.collect_excess)
+                    planned, self.loop.collect_excess = planned - paid, self.loop.collect_excess - paid
+                steps = max(0, min(planned, self.spec.budget_steps - self.loop.env_steps))
                 self.loop.epoch_open = True
                 self.loop.collect_left, self.loop.collect_random = steps, plan.random_actions
                 if steps:
@@ -343,6 +367,11 @@ def run_cell(spec: RunSpec, runs_dir: Path, *, device: str | None = None, determ
         device = device or _default_device()
         _seed_everything(spec.seed, deterministic)
         run = Run(spec, store, device, show_progress if show_progress is not None else sys.stderr.isatty(), stop)
+        try:
+            _refuse_changed_protocols(existing or {}, run, store)
+        except RunDirError:
+            run.close()
+            raise
         attempts = list((existing or {}).get("attempts", []))
         attempts.append({"started_at": now_iso(), "host": os.uname().nodename, "pid": os.getpid(), **job})
         store.write({
@@ -384,6 +413,19 @@ def run_cell(spec: RunSpec, runs_dir: Path, *, device: str | None = None, determ
         raise
     finally:
         lock.release()
+
+
+def _refuse_changed_protocols(recorded: dict[str, Any], run: Run, store: RunStore) -> None:
+    """A run continues only on the environments it started on.
+
+    The protocols are rebuilt from today's code at every attempt; if a default changed since run.json
+    recorded them, resuming would silently switch environments mid-run. Raises RunDirError naming the knobs.
+    """
+    changed = protocols.drift(recorded, run.train_protocol, run.eval_protocol)
+    if changed:
+        raise RunDirError(f"{store.run_json}: {protocols.DRIFT}:\n" + "\n".join(f"  {line}" for line in changed)
+                          + "\nNothing was changed. Resume it with the code it started with (run.json: provenance), "
+                          "or start it again under another --runs-dir.")
 
 
 def _end_attempt(store: RunStore, outcome: str) -> None:

@@ -69,6 +69,9 @@ class DeltaIrisAgent(Agent):
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"tokenizer": self.tokenizer, "world_model": self.world_model, "actor_critic": self.actor_critic}
 
+    def resets_envs_together(self) -> bool:
+        return True  # official collector: MultiProcessEnv(..., should_wait_num_envs_ratio=1.0)
+
     def describe(self) -> dict[str, Any]:
         counts = {name: sum(p.numel() for p in m.parameters() if p.requires_grad) for name, m in self.modules().items()}
         cuda = self.torch_device.type == "cuda"

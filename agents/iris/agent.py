@@ -87,6 +87,9 @@ class IrisAgent(Agent):
         cfg = self.config.actor_critic
         return cfg.freeway_collect_temperature if self.env_info.name == FREEWAY else cfg.collect_temperature
 
+    def resets_envs_together(self) -> bool:
+        return True  # official collector: MultiProcessEnv(..., should_wait_num_envs_ratio=1.0)
+
     def required_files(self) -> list[RequiredFile]:
         if self.config.tokenizer.perceptual_weight <= 0:
             return []

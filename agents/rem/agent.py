@@ -70,6 +70,9 @@ class RemAgent(Agent):
     def train_protocol(self) -> dict[str, Any]:
         return {}  # the harness's Atari training defaults are REM's (spec §2)
 
+    def resets_envs_together(self) -> bool:
+        return True  # official collector: MultiProcessEnv(..., should_wait_num_envs_ratio=1.0)
+
     def _weights_dir(self):
         return lpips.weights_dir(self.config.tokenizer.weights_dir)
 

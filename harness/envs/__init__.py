@@ -96,11 +96,19 @@ class VectorEnv:
     def reset_one(self, index: int, seed: int | None = None) -> tuple[np.ndarray, dict]:
         return self.envs[index].reset(seed=seed)
 
-    def step(self, actions: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict]]:
-        """Step env i with actions[i]: obs [N,...] uint8, rewards [N] float32, terminated/truncated [N] bool, infos."""
+    def step(self, actions: Sequence[int] | np.ndarray, active: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        """Step env i with actions[i] for every i where active[i] (every env when active is None).
+
+        Returns, over the stepped envs in index order: obs [M,...] uint8, rewards [M] float32,
+        terminated/truncated [M] bool, infos.
+        """
         if len(actions) != len(self.envs):
             raise ValueError(f"VectorEnv.step: expected {len(self.envs)} actions, got {len(actions)}")
-        results = [env.step(int(a)) for env, a in zip(self.envs, actions)]
+        indices = range(len(self.envs)) if active is None else np.flatnonzero(active)
+        if len(indices) == 0:
+            raise ValueError("VectorEnv.step: no env is active")
+        results = [self.envs[i].step(int(actions[i])) for i in indices]
         obs = np.stack([r[0] for r in results])
         rewards = np.array([r[1] for r in results], dtype=np.float32)
         terminated = np.array([r[2] for r in results], dtype=bool)

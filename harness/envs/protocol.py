@@ -139,6 +139,56 @@ def from_dict(data: dict[str, Any]) -> Protocol:
     return cls(**data, obs=obs)
 
 
+def differences(recorded: dict[str, Any], current: Protocol) -> list[str]:
+    """How `current` differs from a protocol recorded by `to_dict` (in an older run.json), one line per knob.
+
+    A knob absent from the record did not exist when it was written; the code then behaved as that knob's
+    default, so it counts as recorded at its default. A recorded knob that no longer exists is a difference.
+    """
+    recorded = dict(recorded)
+    family = recorded.pop("family", None)
+    if family != family_of(current):
+        return [f"family: recorded {family!r}, now {family_of(current)!r}"]
+    now = to_dict(current)
+    now.pop("family")
+    return (_compare(recorded, now, _defaults(type(current)), "")
+            + _compare(recorded.get("obs", {}), now.pop("obs"), _defaults(ObservationSpec), "obs."))
+
+
+DRIFT = ("this run started under other environment protocols than this code builds; continuing would change "
+         "its environments mid-run")
+
+
+def drift(run_record: dict[str, Any], train: Protocol, evaluation: Protocol) -> list[str]:
+    """The knobs in which a run's recorded protocols (run.json) differ from `train` / `evaluation`."""
+    lines = []
+    for key, protocol in (("train_protocol", train), ("eval_protocol", evaluation)):
+        if key in run_record:
+            lines += [f"{key}.{line}" for line in differences(run_record[key], protocol)]
+    return lines
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
+
+def _compare(recorded: dict[str, Any], now: dict[str, Any], defaults: dict[str, Any], prefix: str) -> list[str]:
+    lines = []
+    for key in sorted((set(recorded) | set(now)) - {"obs"}):
+        if key not in now:
+            lines.append(f"{prefix}{key}: recorded {recorded[key]!r}, a knob that no longer exists")
+        elif key not in recorded and key not in defaults:
+            lines.append(f"{prefix}{key}: not recorded, now {now[key]!r}")
+        elif _as_json(recorded.get(key, defaults.get(key))) != _as_json(now[key]):
+            lines.append(f"{prefix}{key}: recorded {recorded.get(key, defaults.get(key))!r}, now {now[key]!r}")
+    return lines
+
+
+def _as_json(value: Any) -> Any:
+    """JSON's view of a value (tuples read back as lists), so a record compares equal to what wrote it."""
+    return json.loads(json.dumps(value))
+
+
 def fingerprint(protocol: Protocol) -> str:
     """Hash of the episode-level knobs (not the observation format, which is each agent's own)."""
     data = to_dict(protocol)

@@ -55,9 +55,6 @@ def check_runs_dir(runs_dir: Path) -> str | None:
 
 def preflight(suite: Suite, cells: list[RunSpec], runs_dir: Path, cluster_profile: str | None) -> list[str]:
     """Problems that would make the sweep fail after submission; empty when all is well."""
-    from agents.base import EnvInfo, apply_overrides, get_agent_class
-    from harness.envs import action_meanings, make_env, num_actions
-    from harness.envs import protocol as protocols
     from harness.launch.profile import ClusterProfileError, load_cluster_profile
 
     problems: list[str] = []
@@ -71,35 +68,60 @@ def preflight(suite: Suite, cells: list[RunSpec], runs_dir: Path, cluster_profil
             problems.append(str(err))
     agents: dict[tuple[str, str], Any] = {}  # one (costly) agent per (agent, profile), re-aimed per env
     built: set[Any] = set()  # protocols already built once (agents often share them)
-    checked: set[tuple[str, str, str]] = set()
+    cell_protocols: dict[tuple[str, str, str], tuple[Any, Any] | None] = {}  # (train, eval) per agent/profile/env
     for spec in cells:
         key = (spec.agent, spec.profile, spec.env)
-        if key in checked:
-            continue
-        checked.add(key)
-        agent_class = get_agent_class(spec.agent)
-        try:
-            eval_protocol = protocols.eval_protocol(spec.family, spec.env, dict(agent_class.observation))
-            info = EnvInfo(spec.family, spec.env, num_actions(eval_protocol), eval_protocol.obs.shape,
-                           tuple(action_meanings(eval_protocol)))
-            if (spec.agent, spec.profile) not in agents:
-                config = apply_overrides(agent_class.profiles[spec.profile](), spec.overrides, where=spec.agent)
-                agents[(spec.agent, spec.profile)] = agent_class(config, info, device="cpu", seed=0)
-                for required in agents[(spec.agent, spec.profile)].required_files():
-                    if not Path(required.path).expanduser().exists():
-                        problems.append(f"{spec.agent}/{spec.profile}: missing {required.description} at "
-                                        f"{required.path}. {required.how_to_get}")
-            agent = copy.copy(agents[(spec.agent, spec.profile)])
-            agent.env_info = info  # train_protocol() reads only config and env_info (agents/base.py)
-            train = protocols.train_protocol(spec.family, spec.env, agent.train_protocol(), spec.train_protocol,
-                                             dict(agent_class.observation))
-            for protocol in (eval_protocol, train):
-                if protocol not in built:
-                    env = make_env(protocol, seed=0)
-                    env.reset(seed=0)
-                    env.close()
-                    built.add(protocol)
-        except Exception as err:  # report every unbuildable env/agent, do not stop at the first
-            problems.append(f"{spec.agent}/{spec.profile} on {spec.env}: cannot build under its protocol: "
-                            f"{type(err).__name__}: {err}")
+        if key not in cell_protocols:
+            try:
+                cell_protocols[key] = _build_cell(spec, agents, built, problems)
+            except Exception as err:  # report every unbuildable env/agent, do not stop at the first
+                cell_protocols[key] = None
+                problems.append(f"{spec.agent}/{spec.profile} on {spec.env}: cannot build under its protocol: "
+                                f"{type(err).__name__}: {err}")
+        if cell_protocols[key] is not None:
+            problems += _protocol_drift(spec, runs_dir, *cell_protocols[key])
     return sorted(set(problems))
+
+
+def _build_cell(spec: RunSpec, agents: dict[tuple[str, str], Any], built: set[Any],
+                problems: list[str]) -> tuple[Any, Any]:
+    """The cell's (train, eval) protocols, with its agent built once per (agent, profile) and each protocol's
+    env built once; missing required files are appended to `problems`."""
+    from agents.base import EnvInfo, apply_overrides, get_agent_class
+    from harness.envs import action_meanings, make_env, num_actions
+    from harness.envs import protocol as protocols
+
+    agent_class = get_agent_class(spec.agent)
+    eval_protocol = protocols.eval_protocol(spec.family, spec.env, dict(agent_class.observation))
+    info = EnvInfo(spec.family, spec.env, num_actions(eval_protocol), eval_protocol.obs.shape,
+                   tuple(action_meanings(eval_protocol)))
+    if (spec.agent, spec.profile) not in agents:
+        config = apply_overrides(agent_class.profiles[spec.profile](), spec.overrides, where=spec.agent)
+        agents[(spec.agent, spec.profile)] = agent_class(config, info, device="cpu", seed=0)
+        for required in agents[(spec.agent, spec.profile)].required_files():
+            if not Path(required.path).expanduser().exists():
+                problems.append(f"{spec.agent}/{spec.profile}: missing {required.description} at "
+                                f"{required.path}. {required.how_to_get}")
+    agent = copy.copy(agents[(spec.agent, spec.profile)])
+    agent.env_info = info  # train_protocol() reads only config and env_info (agents/base.py)
+    train = protocols.train_protocol(spec.family, spec.env, agent.train_protocol(), spec.train_protocol,
+                                     dict(agent_class.observation))
+    for protocol in (eval_protocol, train):
+        if protocol not in built:
+            env = make_env(protocol, seed=0)
+            env.reset(seed=0)
+            env.close()
+            built.add(protocol)
+    return train, eval_protocol
+
+
+def _protocol_drift(spec: RunSpec, runs_dir: Path, train: Any, evaluation: Any) -> list[str]:
+    """A cell to resume whose run.json recorded other protocols than today's code builds (run_cell refuses it)."""
+    from harness.envs import protocol as protocols
+    from harness.store import read_json
+
+    run_json = spec.run_dir(runs_dir) / "run.json"
+    if not run_json.exists():
+        return []
+    changed = protocols.drift(read_json(run_json), train, evaluation)
+    return [f"{run_json}: {protocols.DRIFT}: {'; '.join(changed)}"] if changed else []

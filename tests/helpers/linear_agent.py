@@ -24,6 +24,7 @@ class LinearConfig:
     random_epochs: int = 1  # epochs of uniform random collection first
     num_collect_envs: int = 1  # parallel collection envs
     update_sleep_s: float = 0.0  # wall-clock seconds slept in each update(): a run that lasts, on any machine
+    resets_together: bool = False  # collection envs wait for each other to end their episodes (Agent contract)
 
 
 @register
@@ -32,6 +33,7 @@ class LinearAgent(Agent):
     config_class = LinearConfig
     profiles = {"tiny": LinearConfig, "atari100k": LinearConfig, "crafter": LinearConfig,
                 "two_envs": lambda: LinearConfig(num_collect_envs=2),
+                "two_envs_together": lambda: LinearConfig(num_collect_envs=2, resets_together=True),
                 "slow": lambda: LinearConfig(update_sleep_s=0.5)}
 
     def __init__(self, config: LinearConfig, env_info, device: str = "cpu", seed: int = 0):
@@ -43,6 +45,9 @@ class LinearAgent(Agent):
         self.torch_rng = torch.Generator().manual_seed(seed)
         self.np_rng = np.random.default_rng(seed)
         self.updates = 0
+
+    def resets_envs_together(self) -> bool:
+        return self.config.resets_together
 
     def _features(self, obs: np.ndarray) -> torch.Tensor:
         x = torch.as_tensor(np.asarray(obs), dtype=torch.float32) / 255.0
