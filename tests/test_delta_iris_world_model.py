@@ -14,9 +14,11 @@ from agents.delta_iris.world_model import WorldModel
 torch.set_num_threads(1)
 
 
-def tiny_models(seed=0, actions=3):
+def tiny_models(seed=0, actions=3, two_hot_rewards=None):
     torch.manual_seed(seed)
     config = tiny()
+    if two_hot_rewards is not None:
+        config.world_model.two_hot_rewards = two_hot_rewards
     tokenizer = Tokenizer(config.tokenizer, actions).eval()
     world_model = WorldModel(config.world_model, actions, config.tokenizer.codebook_size,
                              config.tokenizer.num_tokens).eval()
@@ -59,10 +61,13 @@ def test_attention_is_causal_and_the_cache_matches_a_full_pass():
         wm(torch.randn(1, 6 * config.world_model.max_blocks + 1, e))
 
 
-def test_imagination_reproduces_the_training_sequence(monkeypatch):
+@pytest.mark.parametrize("two_hot_rewards", [True, False], ids=["two-hot reward", "sign-class reward"])
+def test_imagination_reproduces_the_training_sequence(monkeypatch, two_hot_rewards):
     """Autoregressive Δ-token prediction through the cache gives the logits of the teacher-forced
     training pass over [Ĩ_0, a_0, z_1, ..., Ĩ_n, a_n, ẑ_{n+1}, Ĩ(x̂_{n+1}), a_{n+1}, ...]."""
-    config, tokenizer, wm = tiny_models(seed=3)
+    config, tokenizer, wm = tiny_models(seed=3, two_hot_rewards=two_hot_rewards)
+    sampled_reward = 0 if two_hot_rewards else 1  # a two-hot reward is an expectation; a sign class is sampled
+    per_step = sampled_reward + 1 + 4  # recorded per step: [reward], end, 4 Δ-tokens
     recorded = []
 
     def argmax_sampler(logits, generator):
@@ -80,19 +85,24 @@ def test_imagination_reproduces_the_training_sequence(monkeypatch):
         assert imagination.cache.size == 13 + 4 + 2 * 6  # z^4 of the last step is deferred
         # Teacher-forced pass over the same blocks.
         real_tokens = tokenizer.encode(frames[:, :-1], actions, frames[:, 1:]).tokens
-        # recorded per step: ends, then 4 Δ-token logits (the two-hot reward is deterministic)
-        sampled = torch.stack([torch.stack([recorded[5 * t + 1 + k].argmax(-1) for k in range(4)], -1)
+        first_token = sampled_reward + 1
+        sampled = torch.stack([torch.stack([recorded[per_step * t + first_token + k].argmax(-1) for k in range(4)], -1)
                                for t in range(3)], 1)
         all_frames = torch.cat((frames, torch.stack([o[0] for o in outputs], 1)), 1)
         all_actions = torch.cat((actions, imagined_actions, torch.zeros(2, 1, dtype=torch.long)), 1)
         all_tokens = torch.cat((real_tokens, sampled, torch.zeros(2, 1, 4, dtype=torch.long)), 1)
         heads = wm.block_heads(wm(wm.embed_blocks(all_frames, all_actions, all_tokens)))
     for t in range(3):
-        block = 2 + t
-        torch.testing.assert_close(recorded[5 * t], heads.ends[:, block], atol=1e-4, rtol=1e-4)
+        block, first = 2 + t, per_step * t
+        torch.testing.assert_close(recorded[first + sampled_reward], heads.ends[:, block], atol=1e-4, rtol=1e-4)
         for k in range(4):
-            torch.testing.assert_close(recorded[5 * t + 1 + k], heads.latents[:, block, k], atol=1e-4, rtol=1e-4)
-        reward = wm.reward_codec.predict(heads.rewards[:, block])
+            torch.testing.assert_close(recorded[first + first_token + k], heads.latents[:, block, k], atol=1e-4,
+                                       rtol=1e-4)
+        if two_hot_rewards:
+            reward = wm.reward_codec.predict(heads.rewards[:, block])
+        else:
+            torch.testing.assert_close(recorded[first], heads.rewards[:, block], atol=1e-4, rtol=1e-4)
+            reward = heads.rewards[:, block].argmax(-1).float() - 1
         torch.testing.assert_close(outputs[t][1], reward, atol=1e-4, rtol=1e-4)
         # The next frame is decoded from the previous frame, the action and the sampled Δ-tokens.
         expected = tokenizer.decode_tokens(all_frames[:, block].unsqueeze(1), imagined_actions[:, t:t + 1],

@@ -154,7 +154,11 @@ def tiny() -> DeltaIrisConfig:
         # the I-token in only 34% of frames (ball column 100%), with two channels in 99%. Context of 8 blocks
         # = burn-in 1 + H 6 + 1, as the paper's 5 + 15 + 1 = 21: imagination never resets its cache, which
         # would make it predict Δ-tokens from the last block, untrained (RESULTS_delta_iris.md).
-        world_model=WorldModelConfig(max_blocks=8, num_layers=2, num_heads=4, embed_dim=128, itoken_cnn=cnn(2)),
+        # Sign-class rewards, as the Atari profile (Catch pays +-1 like a clipped Atari reward): on 4k random
+        # steps the reward head told catches from misses after ~22k segments; two-hot had not after 30k
+        # (RESULTS_delta_iris.md, fourth and fifth sessions).
+        world_model=WorldModelConfig(max_blocks=8, num_layers=2, num_heads=4, embed_dim=128, itoken_cnn=cnn(2),
+                                     two_hot_rewards=False),
         # H = 6 and a burn-in of 1 frame (Catch is Markov in one frame) fit the 8-block context; faster target
         # EMA for ~10^3 updates instead of 10^5.
         actor_critic=ActorCriticConfig(cnn=cnn(16), lstm_dim=64, burn_in=1, horizon=6, gamma=0.95,
@@ -162,11 +166,13 @@ def tiny() -> DeltaIrisConfig:
         # ~300 tokenizer updates pass before the decoder draws the falling ball (an 8x8 white cell) at all;
         # Catch's dynamics do not depend on the policy, so the random epoch's data suffices (few later updates).
         train_tokenizer=ComponentSchedule(4, 6, 10, 400, 0, 0.01, 1.0),
-        # 1,500 updates on the random epoch, so the reward head has (most likely) told catches from misses
-        # before the actor-critic starts; then 100 per collection epoch.
-        train_world_model=ComponentSchedule(6, 8, 100, 1500, 0, 0.01, 1.0),
-        # Starts in epoch 2; batch 8 keeps an update under a second here.
-        train_actor_critic=ComponentSchedule(8, 2, 100, 0, 1, 0.0, 1.0, mixed_precision=False),
+        # The catch/miss relation is learned per segment seen, not per update: 1,200 updates of 24 segments
+        # (~29k) on the random epoch, so the reward head tells catches from misses before the actor-critic
+        # starts; then 100 per collection epoch.
+        train_world_model=ComponentSchedule(24, 8, 100, 1200, 0, 0.01, 1.0),
+        # Starts in epoch 2; batch 8 keeps an update under a second here. On a fixed world model the real
+        # return kept rising up to the 2,700th update (the last measured), so 300 per epoch: 2,700 in all.
+        train_actor_critic=ComponentSchedule(8, 2, 300, 0, 1, 0.0, 1.0, mixed_precision=False),
         learning_rate=1e-3,
         num_collect_envs=1,
         random_steps_first_epoch=4_000,  # ~170 random episodes: ~65 caught landings for the reward head
