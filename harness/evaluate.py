@@ -41,10 +41,12 @@ def evaluate(agent: Agent, protocol: Protocol, episodes: int, num_envs: int, run
         while len(results) < episodes:
             actions, state = agent.act(obs, state, "evaluate", first)
             first = np.zeros(num_envs, dtype=bool)
-            active = [i for i in range(num_envs) if done_count[i] < quotas[i]]
+            active = np.array([done_count[i] < quotas[i] for i in range(num_envs)])  # the others finished
+            stepped = np.flatnonzero(active).tolist()  # Python ints: env_index is logged as an int
+            step_obs, _, terminateds, truncateds, infos = envs.step(actions, active)
             next_obs = obs.copy()
-            for i in active:  # envs that finished their quota stay idle
-                next_obs[i], _, terminated, truncated, info = envs.envs[i].step(int(actions[i]))
+            next_obs[stepped] = step_obs
+            for i, terminated, truncated, info in zip(stepped, terminateds, truncateds, infos):
                 returns[i] += info["raw_reward"]
                 lengths[i] += 1
                 if terminated or truncated:

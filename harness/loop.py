@@ -197,7 +197,7 @@ class Run:
             else:
                 actions, self.act_state = self.agent.act(self.obs, self.act_state, "collect", self.first)
                 self.first[:] = False
-            stepped = np.flatnonzero(~self.idle)
+            stepped = np.flatnonzero(~self.idle).tolist()  # Python ints: env_index is logged as an int
             step_obs, rewards, terminated, truncated, infos = self.envs.step(actions, ~self.idle)
             next_obs = self.obs.copy()  # idle envs keep showing their last frame, as the official collectors do
             next_obs[stepped] = step_obs

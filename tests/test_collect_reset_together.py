@@ -59,6 +59,7 @@ def test_envs_wait_for_each_other_and_idle_steps_are_not_counted(tmp_path: Path,
     short = [row for row in rows if row["env_index"] == 0]
     long = [row for row in rows if row["env_index"] == 1]
     assert {row["length"] for row in short} == {7} and {row["length"] for row in long} == {23}
+    assert all(type(row["env_index"]) is int for row in rows)  # logged as ints, not floats
     # One round = 7 vector steps with both envs (14 counted), then 16 with env 1 alone: 30 counted steps.
     assert [row["env_steps"] for row in short] == [30 * k + 14 for k in range(len(short))]
     assert [row["env_steps"] for row in long] == [30 * (k + 1) for k in range(len(long))]

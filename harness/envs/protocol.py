@@ -151,8 +151,9 @@ def differences(recorded: dict[str, Any], current: Protocol) -> list[str]:
         return [f"family: recorded {family!r}, now {family_of(current)!r}"]
     now = to_dict(current)
     now.pop("family")
+    recorded_obs, now_obs = recorded.pop("obs", {}), now.pop("obs")
     return (_compare(recorded, now, _defaults(type(current)), "")
-            + _compare(recorded.get("obs", {}), now.pop("obs"), _defaults(ObservationSpec), "obs."))
+            + _compare(recorded_obs, now_obs, _defaults(ObservationSpec), "obs."))
 
 
 DRIFT = ("this run started under other environment protocols than this code builds; continuing would change "
@@ -174,7 +175,7 @@ def _defaults(cls: type) -> dict[str, Any]:
 
 def _compare(recorded: dict[str, Any], now: dict[str, Any], defaults: dict[str, Any], prefix: str) -> list[str]:
     lines = []
-    for key in sorted((set(recorded) | set(now)) - {"obs"}):
+    for key in sorted(set(recorded) | set(now)):
         if key not in now:
             lines.append(f"{prefix}{key}: recorded {recorded[key]!r}, a knob that no longer exists")
         elif key not in recorded and key not in defaults:
