@@ -1,13 +1,15 @@
 """How faithful is a Δ-IRIS run's imagination? Imagined rollouts against the real env under the same actions.
 
 From B real start states (random play of a random length) of the env the run recorded in run.json, the
-run's latest checkpoint imagines H steps with uniformly random actions, while the real envs take the same
-actions. Per imagination step it
-prints the fraction of pixels the imagined frame gets wrong (|difference| > 0.5 in any channel) and the
-mean imagined reward where the real reward is 0, -1 and +1. New objects the env draws at random (a new Catch
-ball) are wrong by chance, so step 1 is not exactly 0 even for a perfect model.
+run's latest checkpoint imagines H steps, while the real envs take the same actions: uniformly random ones,
+or (`--actions policy`) the run's own actor-critic, burned in on the real prefix and acting on the imagined
+frames as in training. Per imagination step it prints the fraction of pixels the imagined frame gets wrong
+(|difference| > 0.5 in any channel) and the mean imagined reward where the real reward is 0, -1 and +1; then
+the mean H-step reward sum, imagined and real. New objects the env draws at random (a new Catch ball) are
+wrong by chance, so step 1 is not exactly 0 even for a perfect model. An imagined sum well above the real one
+under the policy's actions is the policy exploiting the world model.
 
-    python benchmarks/delta_iris_imagination_fidelity.py runs/sanity/delta_iris/catch/seed_0
+    python benchmarks/delta_iris_imagination_fidelity.py runs/sanity/delta_iris/catch/seed_0 [--actions policy]
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.delta_iris.imagination import Imagination  # noqa: E402
+from agents.delta_iris.imagination import Imagination, sample_categorical  # noqa: E402
 from harness.envs import make_env  # noqa: E402
 from harness.envs import protocol as protocols  # noqa: E402
 from harness.loop import build_agent  # noqa: E402
@@ -56,6 +58,8 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path, help="a Δ-IRIS run folder with checkpoints/ and run.json")
     parser.add_argument("--batch", type=int, default=64, help="imagined rollouts")
     parser.add_argument("--seed", type=int, default=0, help="seed of the start states, actions and token samples")
+    parser.add_argument("--actions", choices=("random", "policy"), default="random",
+                        help="who chooses the actions: uniformly random, or the run's actor-critic on imagined frames")
     args = parser.parse_args()
     torch.set_num_threads(1)
     run = json.loads((args.run_dir / "run.json").read_text())
@@ -70,14 +74,21 @@ def main() -> None:
     config, rng = agent.config.actor_critic, np.random.default_rng(args.seed)
     envs, frames, actions = start_states(train_protocol, args.batch, config.burn_in, rng)
     imagination = Imagination(agent.tokenizer, agent.world_model, torch.Generator().manual_seed(args.seed))
-    print(f"{checkpoints[-1]}: {args.batch} rollouts of H = {config.horizon}, uniformly random actions")
+    policy, policy_generator = agent.actor_critic.model, torch.Generator().manual_seed(args.seed)
+    print(f"{checkpoints[-1]}: {args.batch} rollouts of H = {config.horizon}, actions: {args.actions}")
     print("step  wrong pixels  imagined reward where real = 0 / -1 / +1 (count)")
     with torch.no_grad():
-        imagination.reset(frames, actions)
+        frame = imagination.reset(frames, actions)
+        policy_state = policy.burn_in(frames[:, :-1], policy.initial_state(args.batch))
         alive = np.ones(args.batch, bool)
+        imagined_sum, real_sum = np.zeros(args.batch), np.zeros(args.batch)
         for step in range(1, config.horizon + 1):
-            chosen = rng.integers(envs[0].action_space.n, size=args.batch)
-            imagined, reward, _ = imagination.step(torch.from_numpy(chosen))
+            if args.actions == "policy":
+                logits, _, policy_state = policy(frame, policy_state)
+                chosen = sample_categorical(logits, policy_generator).numpy()
+            else:
+                chosen = rng.integers(envs[0].action_space.n, size=args.batch)
+            frame, reward, _ = imagination.step(torch.from_numpy(chosen))
             real_frames, real_rewards = np.zeros((args.batch, *frames.shape[2:]), np.float32), np.zeros(args.batch)
             live = alive.copy()  # rows whose real episode has not ended: the only ones compared
             for i, env in enumerate(envs):
@@ -85,13 +96,16 @@ def main() -> None:
                     obs, real_rewards[i], terminated, truncated, _ = env.step(int(chosen[i]))
                     real_frames[i] = obs / 255
                     alive[i] = not (terminated or truncated)
-            wrong = (imagined - torch.from_numpy(real_frames)).abs().amax(1).gt(0.5).float().mean((1, 2)).numpy()[live]
+            imagined_sum += reward.numpy() * live
+            real_sum += real_rewards * live
+            wrong = (frame - torch.from_numpy(real_frames)).abs().amax(1).gt(0.5).float().mean((1, 2)).numpy()[live]
             columns = []
             for value in (0.0, -1.0, 1.0):
                 chosen_rows = live & (real_rewards == value)
                 mean = float(reward.numpy()[chosen_rows].mean()) if chosen_rows.any() else float("nan")
                 columns.append(f"{mean:+.2f} ({int(chosen_rows.sum())})")
             print(f"{step:4d}  {wrong.mean():12.4f}  {' / '.join(columns)}")
+    print(f"H-step reward sum: imagined {imagined_sum.mean():+.3f}, real {real_sum.mean():+.3f}")
 
 
 if __name__ == "__main__":

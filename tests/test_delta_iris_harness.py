@@ -50,11 +50,16 @@ def test_tiny_run_through_run_cell(tmp_path: Path):
     assert all("world_model/latents_loss" in m and "actor_critic/values_loss" in m for m in metrics)
     episodes = list(read_jsonl(run_dir / "episodes.jsonl"))
     assert sum(e["kind"] == "final" for e in episodes) == 2
-    # The imagination-fidelity benchmark reads the same run folder: one line per imagined step.
+    # The imagination-fidelity benchmark reads the same run folder: one line per imagined step, then the sums,
+    # under random actions and under the run's own policy.
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "delta_iris_imagination_fidelity.py"
-    result = subprocess.run([sys.executable, str(script), str(run_dir), "--batch", "4"], capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    rows = [line.split() for line in result.stdout.splitlines()[2:]]
-    assert [int(row[0]) for row in rows] == list(range(1, tiny().actor_critic.horizon + 1))
-    assert all(0.0 <= float(row[1]) <= 1.0 for row in rows)  # fraction of pixels wrong
+    for actions in ("random", "policy"):
+        result = subprocess.run([sys.executable, str(script), str(run_dir), "--batch", "4", "--actions", actions],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0].endswith(f"actions: {actions}")
+        rows = [line.split() for line in lines[2:-1]]
+        assert [int(row[0]) for row in rows] == list(range(1, tiny().actor_critic.horizon + 1))
+        assert all(0.0 <= float(row[1]) <= 1.0 for row in rows)  # fraction of pixels wrong
+        assert lines[-1].startswith("H-step reward sum: imagined ")

@@ -163,9 +163,10 @@ def tiny() -> DeltaIrisConfig:
         # EMA for ~10^3 updates instead of 10^5.
         actor_critic=ActorCriticConfig(cnn=cnn(16), lstm_dim=64, burn_in=1, horizon=6, gamma=0.95,
                                        entropy_weight=0.01, target_ema=0.98),
-        # ~300 tokenizer updates pass before the decoder draws the falling ball (an 8x8 white cell) at all;
-        # Catch's dynamics do not depend on the policy, so the random epoch's data suffices (few later updates).
-        train_tokenizer=ComponentSchedule(4, 6, 10, 400, 0, 0.01, 1.0),
+        # The decoder draws the falling ball (an 8x8 white cell) at ~0.5 brightness after 400 updates and ~0.8-0.9
+        # after 1,200-2,000. Imagination decodes each frame from the previous imagined one, so a dim ball fades
+        # out within H and the actor-critic learns to make misses vanish: 1,500 on the random epoch, 50 after.
+        train_tokenizer=ComponentSchedule(4, 6, 50, 1500, 0, 0.01, 1.0),
         # The catch/miss relation is learned per segment seen, not per update: 1,200 updates of 24 segments
         # (~29k) on the random epoch, so the reward head tells catches from misses before the actor-critic
         # starts; then 100 per collection epoch.
