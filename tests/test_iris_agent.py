@@ -43,11 +43,18 @@ def test_schedule_scales_with_budget():
     agent = IrisAgent(tiny(), CATCH)
     plans = []
     env_steps = 0
-    while (plan := agent.plan_epoch(Progress(agent.epochs_done, env_steps, 4500))) is not None:
-        plans.append(plan.collect_steps)
+    while (plan := agent.plan_epoch(Progress(agent.epochs_done, env_steps, 20_000))) is not None:
+        plans.append((plan.collect_steps, plan.random_actions))
         env_steps += plan.collect_steps
         agent.epochs_done += 1
-    assert sum(plans) == 4500 and plans[:5] == [1000, 1000, 1000, 1000, 500] and len(plans) == 5 + 1
+    # tiny at the sanity budget: a random 4k-step epoch, eight of 2k, one train-only epoch.
+    assert plans == [(4000, True)] + [(2000, False)] * 8 + [(0, False)]
+    totals, _ = _total_updates(tiny().training, 20_000)
+    assert totals == {"tokenizer": 800 + 9 * 50, "world_model": 1200 + 9 * 50, "actor_critic": 9 * 150}
+    # A budget shorter than the random epoch (the smoke suite's 600 steps) scales its update burst with it.
+    short = build_schedule(tiny().training, 600)
+    assert short.updates("tokenizer", 1, tiny().training.tokenizer) == 120
+    assert short.updates("world_model", 1, tiny().training.world_model) == 180
 
 
 def _fill(replay, steps, seed=0):
@@ -68,7 +75,7 @@ def _fill(replay, steps, seed=0):
 
 def _quick_config():
     cfg = tiny()
-    fast = dict(steps_per_epoch=2, batch_size=4)
+    fast = dict(steps_per_epoch=2, batch_size=4, steps_first_epoch=0)
     training = dataclasses.replace(
         cfg.training, epochs=10, collection_epochs=10, steps_per_epoch=10,
         tokenizer=dataclasses.replace(cfg.training.tokenizer, start_after_epoch=0, **fast),
@@ -118,7 +125,9 @@ def test_act_shapes_state_and_temperatures(monkeypatch):
 
 
 def test_state_reset_on_first_and_reburn_after_policy_change():
-    agent = IrisAgent(tiny(), CATCH, seed=0)
+    cfg = tiny()
+    agent = IrisAgent(dataclasses.replace(cfg, actor_critic=dataclasses.replace(cfg.actor_critic, burn_in=4)), CATCH,
+                      seed=0)
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (6, 2, 3, 64, 64), dtype=np.uint8)
     state = None
@@ -146,6 +155,7 @@ def test_paper_profile_requires_lpips_weights(monkeypatch, tmp_path):
         agent.plan_epoch(Progress(0, 0, 100_000))
     tiny_agent = cls(tiny(), CATCH)
     assert tiny_agent.required_files() == [] and tiny_agent.describe()["perceptual_loss"] == "off"
+    assert agent.describe()["squared_error_weight"] == 0.0 and tiny_agent.describe()["squared_error_weight"] == 4.0
     assert tiny_agent.plan_epoch(Progress(0, 0, 1000)).collect_steps == 1000
 
 

@@ -1,4 +1,5 @@
 """IRIS: parameter counts of the paper profiles, losses at init, KV-cache equivalence."""
+import dataclasses
 import math
 
 import pytest
@@ -30,6 +31,22 @@ def test_tokenizer_parameter_counts_match_spec():
     assert q.tokens.shape == (2, 16) and q.quantized.shape == (2, 512, 4, 4)
     out = tok.decode_tokens(q.tokens)
     assert out.shape == (2, 3, 64, 64) and out.min() >= 0 and out.max() <= 1
+
+
+def test_tokenizer_squared_error_term_is_off_in_paper_profiles_and_weighted_in_tiny():
+    assert atari100k().tokenizer.squared_error_weight == crafter().tokenizer.squared_error_weight == 0.0
+    torch.manual_seed(0)
+    frames = torch.rand(2, 3, 64, 64)
+    paper_like = Tokenizer(dataclasses.replace(tiny().tokenizer, squared_error_weight=0.0))
+    assert float(paper_like.loss(frames).squared) == 0.0
+    tok = Tokenizer(tiny().tokenizer)
+    assert tok.grid == 8  # tiny: one token per Catch cell (config comment)
+    losses = tok.loss(frames)
+    recon = tok.decode_grid(tok.encode(frames).quantized)
+    mse = (frames * 2 - 1 - recon).pow(2).mean()
+    torch.testing.assert_close(losses.squared, tiny().tokenizer.squared_error_weight * mse)
+    total = losses.codebook + losses.commitment + losses.reconstruction + losses.perceptual + losses.squared
+    torch.testing.assert_close(losses.total, total)
 
 
 @pytest.mark.parametrize("actions,expected", [(4, 8_447_493), (18, 8_451_077)])

@@ -132,14 +132,15 @@ class TokenizerLosses:
     commitment: torch.Tensor
     reconstruction: torch.Tensor  # L1 in [-1, 1] space
     perceptual: torch.Tensor  # LPIPS (0 when off)
+    squared: torch.Tensor  # squared_error_weight x MSE in [-1, 1] space (0 in the paper profiles)
 
     @property
     def total(self) -> torch.Tensor:
-        return self.codebook + self.commitment + self.reconstruction + self.perceptual
+        return self.codebook + self.commitment + self.reconstruction + self.perceptual + self.squared
 
 
 class Tokenizer(nn.Module):
-    """Frames in [0, 1] ↔ 16 tokens. `lpips` is optional (perceptual term off when None)."""
+    """Frames in [0, 1] ↔ grid x grid tokens (16 in the paper). `lpips` is optional (perceptual term off when None)."""
 
     def __init__(self, cfg: TokenizerConfig, lpips: LPIPS | None = None):
         super().__init__()
@@ -189,9 +190,11 @@ class Tokenizer(nn.Module):
         target = frames.mul(2).sub(1)
         recon = self.decode_grid(quantized.quantized)
         reconstruction = (target - recon).abs().mean()
+        squared = (self.cfg.squared_error_weight * (target - recon).pow(2).mean() if self.cfg.squared_error_weight
+                   else torch.zeros((), device=frames.device))
         if self.lpips is not None and self.cfg.perceptual_weight > 0:
             self.lpips.train(self.training and self.cfg.lpips_dropout_in_train)
             perceptual = self.cfg.perceptual_weight * self.lpips(target, recon).mean()
         else:
             perceptual = torch.zeros((), device=frames.device)
-        return TokenizerLosses(quantized.codebook_loss, quantized.commitment_loss, reconstruction, perceptual)
+        return TokenizerLosses(quantized.codebook_loss, quantized.commitment_loss, reconstruction, perceptual, squared)

@@ -29,7 +29,7 @@ def tokenizer_step(tokenizer: Tokenizer, optimizer: torch.optim.Optimizer, frame
     clip_and_step(optimizer, tokenizer.trainable_parameters(), max_grad_norm)
     return {"tokenizer/total": losses.total.detach(), "tokenizer/codebook": losses.codebook.detach(),
             "tokenizer/commitment": losses.commitment.detach(), "tokenizer/l1": losses.reconstruction.detach(),
-            "tokenizer/perceptual": losses.perceptual.detach()}
+            "tokenizer/perceptual": losses.perceptual.detach(), "tokenizer/squared": losses.squared.detach()}
 
 
 @torch.no_grad()
