@@ -189,8 +189,9 @@ class Tokenizer(nn.Module):
         quantized = self.encode(frames)
         target = frames.mul(2).sub(1)
         recon = self.decode_grid(quantized.quantized)
-        reconstruction = (target - recon).abs().mean()
-        squared = (self.cfg.squared_error_weight * (target - recon).pow(2).mean() if self.cfg.squared_error_weight
+        error = target - recon
+        reconstruction = error.abs().mean()
+        squared = (self.cfg.squared_error_weight * error.pow(2).mean() if self.cfg.squared_error_weight
                    else torch.zeros((), device=frames.device))
         if self.lpips is not None and self.cfg.perceptual_weight > 0:
             self.lpips.train(self.training and self.cfg.lpips_dropout_in_train)
