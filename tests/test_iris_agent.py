@@ -50,11 +50,11 @@ def test_schedule_scales_with_budget():
     # tiny at the sanity budget: a random 4k-step epoch, eight of 2k, one train-only epoch.
     assert plans == [(4000, True)] + [(2000, False)] * 8 + [(0, False)]
     totals, _ = _total_updates(tiny().training, 20_000)
-    assert totals == {"tokenizer": 800 + 9 * 50, "world_model": 1200 + 9 * 50, "actor_critic": 9 * 150}
+    assert totals == {"tokenizer": 1200 + 9 * 50, "world_model": 3000 + 9 * 100, "actor_critic": 9 * 150}
     # A budget shorter than the random epoch (the smoke suite's 600 steps) scales its update burst with it.
     short = build_schedule(tiny().training, 600)
-    assert short.updates("tokenizer", 1, tiny().training.tokenizer) == 120
-    assert short.updates("world_model", 1, tiny().training.world_model) == 180
+    assert short.updates("tokenizer", 1, tiny().training.tokenizer) == 180
+    assert short.updates("world_model", 1, tiny().training.world_model) == 450
 
 
 def _fill(replay, steps, seed=0):
@@ -155,7 +155,8 @@ def test_paper_profile_requires_lpips_weights(monkeypatch, tmp_path):
         agent.plan_epoch(Progress(0, 0, 100_000))
     tiny_agent = cls(tiny(), CATCH)
     assert tiny_agent.required_files() == [] and tiny_agent.describe()["perceptual_loss"] == "off"
-    assert agent.describe()["squared_error_weight"] == 0.0 and tiny_agent.describe()["squared_error_weight"] == 4.0
+    assert agent.describe()["squared_error_weight"] == 0.0 and tiny_agent.describe()["squared_error_weight"] == 16.0
+    assert agent.describe()["mid_attention"] and not tiny_agent.describe()["mid_attention"]
     assert tiny_agent.plan_epoch(Progress(0, 0, 1000)).collect_steps == 1000
 
 

@@ -8,7 +8,7 @@ import torch
 from agents.common.actor_critic import IrisConvTrunk, RecurrentActorCritic
 from agents.iris.config import TokenizerConfig, WorldModelConfig, atari100k, crafter, tiny
 from agents.iris.imagination import WorldModelEnv
-from agents.iris.tokenizer import Tokenizer
+from agents.iris.tokenizer import AttnBlock, Tokenizer
 from agents.iris.world_model import WorldModel
 
 torch.set_num_threads(1)
@@ -40,13 +40,22 @@ def test_tokenizer_squared_error_term_is_off_in_paper_profiles_and_weighted_in_t
     paper_like = Tokenizer(dataclasses.replace(tiny().tokenizer, squared_error_weight=0.0))
     assert float(paper_like.loss(frames).squared) == 0.0
     tok = Tokenizer(tiny().tokenizer)
-    assert tok.grid == 8  # tiny: one token per Catch cell (config comment)
+    assert tok.grid == 4  # tiny: the paper's 4x4 grid
     losses = tok.loss(frames)
     recon = tok.decode_grid(tok.encode(frames).quantized)
     mse = (frames * 2 - 1 - recon).pow(2).mean()
     torch.testing.assert_close(losses.squared, tiny().tokenizer.squared_error_weight * mse)
     total = losses.codebook + losses.commitment + losses.reconstruction + losses.perceptual + losses.squared
     torch.testing.assert_close(losses.total, total)
+
+
+def test_middle_attention_is_on_in_paper_profiles_and_off_in_tiny():
+    def attention_blocks(tok):
+        return [sum(isinstance(m, AttnBlock) for m in part.mid.modules()) for part in (tok.encoder, tok.decoder)]
+    assert attention_blocks(Tokenizer(atari100k().tokenizer)) == [1, 1]
+    assert crafter().tokenizer.mid_attention
+    tok = Tokenizer(tiny().tokenizer)
+    assert attention_blocks(tok) == [0, 0] and not any(isinstance(m, AttnBlock) for m in tok.modules())
 
 
 @pytest.mark.parametrize("actions,expected", [(4, 8_447_493), (18, 8_451_077)])

@@ -69,8 +69,8 @@ def _level(c_in: int, c_out: int, blocks: int, attention: bool, cfg: TokenizerCo
 
 
 def _middle(channels: int, cfg: TokenizerConfig) -> nn.Sequential:
-    return nn.Sequential(ResBlock(channels, channels, cfg.norm_groups, cfg.dropout),
-                         AttnBlock(channels, cfg.norm_groups),
+    attention = [AttnBlock(channels, cfg.norm_groups)] if cfg.mid_attention else []
+    return nn.Sequential(ResBlock(channels, channels, cfg.norm_groups, cfg.dropout), *attention,
                          ResBlock(channels, channels, cfg.norm_groups, cfg.dropout))
 
 

@@ -1,4 +1,4 @@
-"""How faithful is a Δ-IRIS run's imagination? Imagined rollouts against the real env under the same actions.
+"""How faithful is an IRIS or Δ-IRIS run's imagination? Imagined rollouts against the real env, same actions.
 
 From B real start states (random play of a random length) of the env the run recorded in run.json, the
 run's latest checkpoint imagines H steps, while the real envs take the same actions: uniformly random ones,
@@ -9,7 +9,8 @@ the mean H-step reward sum, imagined and real. New objects the env draws at rand
 wrong by chance, so step 1 is not exactly 0 even for a perfect model. An imagined sum well above the real one
 under the policy's actions is the policy exploiting the world model.
 
-    python benchmarks/delta_iris_imagination_fidelity.py runs/sanity/delta_iris/catch/seed_0 [--actions policy]
+    python benchmarks/imagination_fidelity.py runs/sanity/delta_iris/catch/seed_0 [--actions policy]
+    python benchmarks/imagination_fidelity.py runs/sanity/iris/catch/seed_0 [--actions policy]
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.delta_iris.imagination import Imagination, sample_categorical  # noqa: E402
+from agents.iris.imagination import WorldModelEnv  # noqa: E402
 from harness.envs import make_env  # noqa: E402
 from harness.envs import protocol as protocols  # noqa: E402
 from harness.loop import build_agent  # noqa: E402
@@ -53,9 +55,56 @@ def start_states(env_protocol, batch: int, context: int, rng: np.random.Generato
     return envs, torch.tensor(np.stack(frames)).float() / 255, torch.tensor(actions).reshape(batch, context)
 
 
+class DeltaIrisRollout:
+    """Δ-IRIS: the world model is primed with the whole real prefix; the policy burns in on its frames."""
+
+    def __init__(self, agent, generator: torch.Generator):
+        self.imagination = Imagination(agent.tokenizer, agent.world_model, generator)
+        self.policy, self.state = agent.actor_critic.model, None
+
+    def reset(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        self.state = self.policy.burn_in(frames[:, :-1], self.policy.initial_state(frames.size(0)))
+        return self.imagination.reset(frames, actions)
+
+    def policy_logits(self, frame: torch.Tensor) -> torch.Tensor:
+        logits, _, self.state = self.policy(frame, self.state)
+        return logits
+
+    def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        frame, reward, _ = self.imagination.step(actions)
+        return frame, reward
+
+
+class IrisRollout:
+    """IRIS (as its training does): the policy burns in on the reconstructed prefix; the world model starts
+    from the last real frame alone."""
+
+    def __init__(self, agent, generator: torch.Generator):
+        self.tokenizer, self.policy, self.state = agent.tokenizer, agent.actor_critic, None
+        self.env = WorldModelEnv(agent.tokenizer, agent.world_model, generator)
+
+    def reset(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        batch, prefix = frames.shape[:2]
+        burn = self.tokenizer.reconstruct(frames[:, :-1].flatten(0, 1)).view(batch, prefix - 1, *frames.shape[2:])
+        mask = torch.ones(batch, prefix - 1, dtype=torch.bool)
+        self.state = self.policy.burn_in(burn, mask, self.policy.initial_state(batch))
+        return self.env.reset(frames[:, -1])
+
+    def policy_logits(self, frame: torch.Tensor) -> torch.Tensor:
+        logits, _, self.state = self.policy.step(frame, self.state)
+        return logits
+
+    def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        reward, _, frame = self.env.step(actions)
+        return frame, reward
+
+
+ROLLOUTS = {"delta_iris": DeltaIrisRollout, "iris": IrisRollout}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path, help="a Δ-IRIS run folder with checkpoints/ and run.json")
+    parser.add_argument("run_dir", type=Path, help="an IRIS or Δ-IRIS run folder with checkpoints/ and run.json")
     parser.add_argument("--batch", type=int, default=64, help="imagined rollouts")
     parser.add_argument("--seed", type=int, default=0, help="seed of the start states, actions and token samples")
     parser.add_argument("--actions", choices=("random", "policy"), default="random",
@@ -63,32 +112,34 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     run = json.loads((args.run_dir / "run.json").read_text())
-    agent = build_agent(RunSpec.from_dict(run["spec"]), "cpu")[0]
+    spec = RunSpec.from_dict(run["spec"])
+    if spec.agent not in ROLLOUTS:
+        raise SystemExit(f"{args.run_dir}/run.json: agent {spec.agent!r} has no imagination here; "
+                         f"expected one of {sorted(ROLLOUTS)}")
+    agent = build_agent(spec, "cpu")[0]
     train_protocol = protocols.from_dict(run["train_protocol"])  # the env as the run recorded it
     checkpoints = sorted((args.run_dir / "checkpoints").glob("ckpt_*.pt"))
     if not checkpoints:
         raise SystemExit(f"{args.run_dir}/checkpoints: no ckpt_*.pt to load")
     agent.load_state_dict(torch.load(checkpoints[-1], weights_only=False)["agent"])
-    for module in agent.modules().values():
+    for module in (agent.tokenizer, agent.world_model, agent.actor_critic):
         module.eval()
     config, rng = agent.config.actor_critic, np.random.default_rng(args.seed)
     envs, frames, actions = start_states(train_protocol, args.batch, config.burn_in, rng)
-    imagination = Imagination(agent.tokenizer, agent.world_model, torch.Generator().manual_seed(args.seed))
-    policy, policy_generator = agent.actor_critic.model, torch.Generator().manual_seed(args.seed)
+    rollout = ROLLOUTS[spec.agent](agent, torch.Generator().manual_seed(args.seed))
+    policy_generator = torch.Generator().manual_seed(args.seed)
     print(f"{checkpoints[-1]}: {args.batch} rollouts of H = {config.horizon}, actions: {args.actions}")
     print("step  wrong pixels  imagined reward where real = 0 / -1 / +1 (count)")
     with torch.no_grad():
-        frame = imagination.reset(frames, actions)
-        policy_state = policy.burn_in(frames[:, :-1], policy.initial_state(args.batch))
+        frame = rollout.reset(frames, actions)
         alive = np.ones(args.batch, bool)
         imagined_sum, real_sum = np.zeros(args.batch), np.zeros(args.batch)
         for step in range(1, config.horizon + 1):
             if args.actions == "policy":
-                logits, _, policy_state = policy(frame, policy_state)
-                chosen = sample_categorical(logits, policy_generator).numpy()
+                chosen = sample_categorical(rollout.policy_logits(frame), policy_generator).numpy()
             else:
                 chosen = rng.integers(envs[0].action_space.n, size=args.batch)
-            frame, reward, _ = imagination.step(torch.from_numpy(chosen))
+            frame, reward = rollout.step(torch.from_numpy(chosen))
             real_frames, real_rewards = np.zeros((args.batch, *frames.shape[2:]), np.float32), np.zeros(args.batch)
             live = alive.copy()  # rows whose real episode has not ended: the only ones compared
             for i, env in enumerate(envs):
