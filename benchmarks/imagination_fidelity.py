@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.delta_iris.imagination import Imagination, sample_categorical  # noqa: E402
 from agents.iris.imagination import WorldModelEnv  # noqa: E402
+from agents.iris.training import burn_in_on_reconstructions  # noqa: E402
 from harness.envs import make_env  # noqa: E402
 from harness.envs import protocol as protocols  # noqa: E402
 from harness.loop import build_agent  # noqa: E402
@@ -80,14 +81,13 @@ class IrisRollout:
     from the last real frame alone."""
 
     def __init__(self, agent, generator: torch.Generator):
-        self.tokenizer, self.policy, self.state = agent.tokenizer, agent.actor_critic, None
+        self.policy, self.state = agent.actor_critic, None
         self.env = WorldModelEnv(agent.tokenizer, agent.world_model, generator)
 
     def reset(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        batch, prefix = frames.shape[:2]
-        burn = self.tokenizer.reconstruct(frames[:, :-1].flatten(0, 1)).view(batch, prefix - 1, *frames.shape[2:])
-        mask = torch.ones(batch, prefix - 1, dtype=torch.bool)
-        self.state = self.policy.burn_in(burn, mask, self.policy.initial_state(batch))
+        prefix = frames[:, :-1]
+        valid = torch.ones(prefix.shape[:2], dtype=torch.bool)
+        self.state = burn_in_on_reconstructions(self.policy, self.env.tokenizer, prefix, valid)
         return self.env.reset(frames[:, -1])
 
     def policy_logits(self, frame: torch.Tensor) -> torch.Tensor:

@@ -54,6 +54,15 @@ def world_model_step(world_model: WorldModel, tokenizer: Tokenizer, optimizer: t
             "world_model/reward": losses.reward.detach(), "world_model/end": losses.end.detach()}
 
 
+@torch.no_grad()
+def burn_in_on_reconstructions(actor_critic: RecurrentActorCritic, tokenizer: Tokenizer, frames: torch.Tensor,
+                               valid: torch.Tensor):
+    """The policy's LSTM state after the reconstructions of real frames [B, T, 3, H, W] (valid [B, T])."""
+    b, t = frames.shape[:2]
+    burn_frames = tokenizer.reconstruct(frames.flatten(0, 1)).view(b, t, *frames.shape[2:])
+    return actor_critic.burn_in(burn_frames, valid, actor_critic.initial_state(b, frames.device))
+
+
 def imagine(actor_critic: RecurrentActorCritic, wm_env: WorldModelEnv, batch: SegmentBatch, cfg: ActorCriticConfig,
             device: torch.device | str) -> dict[str, torch.Tensor]:
     """Burn-in on the first T-1 real frames, then H imagined steps from the last one (spec §6.2).
@@ -62,11 +71,8 @@ def imagine(actor_critic: RecurrentActorCritic, wm_env: WorldModelEnv, batch: Se
     """
     frames = to_frames(batch.obs, device)
     valid = torch.from_numpy(batch.valid).to(device)
-    b, t = frames.shape[:2]
-    with torch.no_grad():
-        burn_frames = wm_env.tokenizer.reconstruct(frames[:, :-1].flatten(0, 1)).view(b, t - 1, *frames.shape[2:])
-        state = actor_critic.burn_in(burn_frames, valid[:, :-1], actor_critic.initial_state(b, device))
-        obs = wm_env.reset(frames[:, -1])
+    state = burn_in_on_reconstructions(actor_critic, wm_env.tokenizer, frames[:, :-1], valid[:, :-1])
+    obs = wm_env.reset(frames[:, -1])
     log_probs, entropies, values, rewards, ends = [], [], [], [], []
     for k in range(cfg.horizon):
         logits, value, state = actor_critic.step(obs, state)
