@@ -50,10 +50,10 @@ def test_schedule_scales_with_budget():
     # tiny at the sanity budget: a random 4k-step epoch, eight of 2k, one train-only epoch.
     assert plans == [(4000, True)] + [(2000, False)] * 8 + [(0, False)]
     totals, _ = _total_updates(tiny().training, 20_000)
-    assert totals == {"tokenizer": 1200 + 9 * 50, "world_model": 3000 + 9 * 100, "actor_critic": 9 * 150}
+    assert totals == {"tokenizer": 2000, "world_model": 3000 + 9 * 100, "actor_critic": 9 * 150}
     # A budget shorter than the random epoch (the smoke suite's 600 steps) scales its update burst with it.
     short = build_schedule(tiny().training, 600)
-    assert short.updates("tokenizer", 1, tiny().training.tokenizer) == 180
+    assert short.updates("tokenizer", 1, tiny().training.tokenizer) == 300
     assert short.updates("world_model", 1, tiny().training.world_model) == 450
 
 
@@ -157,6 +157,8 @@ def test_paper_profile_requires_lpips_weights(monkeypatch, tmp_path):
     assert tiny_agent.required_files() == [] and tiny_agent.describe()["perceptual_loss"] == "off"
     assert agent.describe()["squared_error_weight"] == 0.0 and tiny_agent.describe()["squared_error_weight"] == 16.0
     assert agent.describe()["mid_attention"] and not tiny_agent.describe()["mid_attention"]
+    assert (agent.describe()["tokenizer_norm"], tiny_agent.describe()["tokenizer_norm"]) == ("group", "none")
+    assert agent.describe()["middle_blocks"] and not tiny_agent.describe()["middle_blocks"]
     assert tiny_agent.plan_epoch(Progress(0, 0, 1000)).collect_steps == 1000
 
 

@@ -49,13 +49,44 @@ def test_tokenizer_squared_error_term_is_off_in_paper_profiles_and_weighted_in_t
     torch.testing.assert_close(losses.total, total)
 
 
-def test_middle_attention_is_on_in_paper_profiles_and_off_in_tiny():
+def test_paper_tokenizers_have_group_norm_and_middle_attention_and_tiny_has_neither():
     def attention_blocks(tok):
         return [sum(isinstance(m, AttnBlock) for m in part.mid.modules()) for part in (tok.encoder, tok.decoder)]
-    assert attention_blocks(Tokenizer(atari100k().tokenizer)) == [1, 1]
-    assert crafter().tokenizer.mid_attention
+
+    def group_norms(tok):
+        return sum(isinstance(m, torch.nn.GroupNorm) for m in tok.modules())
+
+    paper = Tokenizer(atari100k().tokenizer)
+    assert attention_blocks(paper) == [1, 1] and group_norms(paper) > 0
+    assert crafter().tokenizer.mid_attention and crafter().tokenizer.norm == "group"
     tok = Tokenizer(tiny().tokenizer)
-    assert attention_blocks(tok) == [0, 0] and not any(isinstance(m, AttnBlock) for m in tok.modules())
+    assert len(tok.encoder.mid) == len(tok.decoder.mid) == 0
+    assert group_norms(tok) == 0 and not any(isinstance(m, AttnBlock) for m in tok.modules())
+
+
+def test_tiny_top_row_codes_do_not_see_the_paddle_row_and_with_group_norm_they_do():
+    """Why tiny has no GroupNorm: its frame-wide statistics carry the paddle into every token's code."""
+    def top_row_latents(cfg):
+        torch.manual_seed(0)
+        encoder = Tokenizer(cfg).encoder
+        frames = torch.zeros(2, 3, 64, 64)
+        frames[:, :, 8:16, 24:32] = 1  # the same ball
+        frames[0, :, 56:64, 0:8] = frames[1, :, 56:64, 8:16] = 1  # the paddle one cell apart
+        with torch.no_grad():
+            z = encoder(frames * 2 - 1)
+        return z[0, :, 0], z[1, :, 0]
+
+    torch.testing.assert_close(*top_row_latents(tiny().tokenizer), rtol=0, atol=0)
+    with_group_norm = dataclasses.replace(tiny().tokenizer, norm="group", norm_groups=4)
+    assert not torch.allclose(*top_row_latents(with_group_norm))
+
+
+@pytest.mark.parametrize("changes,match", [({"norm": "batch"}, "TokenizerConfig.norm: expected one of group, none"),
+                                           ({"middle_blocks": False, "mid_attention": True},
+                                            "mid_attention: needs middle_blocks")])
+def test_tokenizer_config_rejects_unknown_norm_and_attention_without_middle_blocks(changes, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(atari100k().tokenizer, **changes)
 
 
 @pytest.mark.parametrize("actions,expected", [(4, 8_447_493), (18, 8_451_077)])

@@ -102,7 +102,10 @@ class IrisAgent(Agent):
         return {
             "perceptual_loss": "on" if self.perceptual_on else "off",
             "squared_error_weight": self.config.tokenizer.squared_error_weight,  # 0 = the official L1 (+ LPIPS) loss
-            "mid_attention": self.config.tokenizer.mid_attention,  # True = the official tokenizer
+            # the official tokenizer: GroupNorm, middle blocks with attention
+            "tokenizer_norm": self.config.tokenizer.norm,
+            "middle_blocks": self.config.tokenizer.middle_blocks,
+            "mid_attention": self.config.tokenizer.mid_attention,
             "lpips_weights_dir": str(self.weights_dir),
             "collect_temperature": self.collect_temperature,
             "freeway_temperature_exception": self.env_info.name == FREEWAY,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from agents.common.conv import NORMS
+
 
 @dataclass(frozen=True)
 class TokenizerConfig:
@@ -13,15 +15,24 @@ class TokenizerConfig:
     ch_mult: tuple[int, ...] = (1, 1, 1, 1, 1)  # channel multiplier per resolution level (len-1 downsamplings)
     num_res_blocks: int = 2  # res blocks per encoder level (decoder uses num_res_blocks + 1)
     attn_resolutions: tuple[int, ...] = (8, 16)  # resolutions with self-attention after each res block
-    mid_attention: bool = True  # self-attention in the encoder's and decoder's middle blocks (taming: on)
+    middle_blocks: bool = True  # the encoder's and decoder's middle blocks: res, attention, res (taming: on)
+    mid_attention: bool = True  # self-attention in those middle blocks (taming: on; needs middle_blocks)
     resolution: int = 64  # input side in pixels
     dropout: float = 0.0  # res-block dropout
+    norm: str = "group"  # normalisation layers: "group" (taming's GroupNorm) or "none" (identity)
     norm_groups: int = 32  # GroupNorm groups (taming: 32)
     beta: float = 1.0  # commitment weight
     perceptual_weight: float = 1.0  # LPIPS weight; 0 turns the perceptual term off
     squared_error_weight: float = 0.0  # weight of an added MSE reconstruction term; not in the official code (0)
     lpips_dropout_in_train: bool = True  # official quirk: LPIPS lin-layer dropout active while training (§4.3)
     weights_dir: str = ""  # LPIPS/VGG16 weights directory ("" -> $WMBENCH_WEIGHTS_DIR or ~/.cache/wmbench/weights)
+
+    def __post_init__(self) -> None:
+        if self.norm not in NORMS:
+            raise ValueError(f"TokenizerConfig.norm: expected one of {', '.join(NORMS)}, got {self.norm!r}")
+        if self.mid_attention and not self.middle_blocks:
+            raise ValueError("TokenizerConfig.mid_attention: needs middle_blocks (the attention sits between "
+                             "the middle res blocks); set mid_attention false or middle_blocks true")
 
     @property
     def tokens_per_frame(self) -> int:
@@ -122,10 +133,8 @@ def tiny() -> IrisConfig:
 
     Small tokenizer, transformer and actor-critic over the paper's 4x4 token grid; a long random first epoch,
     then 2k-step collection epochs with many imagined updates per collected step (Δ-IRIS's `tiny` recipe).
-    Deviations that are not sizes or rates are two in the tokenizer, each explained next to its value.
-    Status (benchmarks/RESULTS_iris.md): does not yet learn Catch. The paddle's position leaks into every token's
-    code, so the world model reads the next paddle off a frame's earlier tokens and never learns the action's
-    effect; in imagination the paddle then ignores the policy.
+    Deviations that are not sizes or rates: the tokenizer's loss, normalisation and middle blocks, and a
+    tokenizer frozen after the first epoch, each explained next to its value (runs: benchmarks/RESULTS_iris.md).
     """
     return IrisConfig(
         # No LPIPS here (its VGG16 weights are a download). With L1 alone the VQ tokenizer's optimum was the
@@ -133,12 +142,14 @@ def tiny() -> IrisConfig:
         # (RESULTS_iris.md). An added MSE term gives the decoder the pull towards small bright objects that LPIPS
         # gives in the paper: x16 draws every Catch cell right in 0.985 of frames after 1,000 updates (x4: 0.39
         # after 2,000 with the middle attention, 0.95 without it).
-        # mid_attention off (taming: on): its global self-attention makes each code depend on the whole frame
-        # (8x8 grid: 1.8 bits of code entropy left given a cell's 3x3 neighbourhood, 0.3 without it), and without
-        # it the ball is drawn sooner (all cells right in 0.985 of frames at 1,000 updates; 0.94 with it).
+        # norm "none" and no middle blocks (taming: GroupNorm, and res-attention-res middle blocks): GroupNorm's
+        # frame-wide statistics carried the paddle's position into every token's code (a one-cell move changed
+        # 12% of the top row's codes), so the world model read the next paddle off a frame's earlier tokens and
+        # never learned the action's effect; in imagination the paddle ignored the policy. Without them a code
+        # sees only its own neighbourhood (top row: 0% changed), and the world model uses the action.
         tokenizer=TokenizerConfig(vocab_size=64, embed_dim=16, z_channels=16, ch=8, ch_mult=(1, 1, 1, 1, 1),
-                                  num_res_blocks=0, attn_resolutions=(), mid_attention=False, norm_groups=4,
-                                  perceptual_weight=0.0, squared_error_weight=16.0),
+                                  num_res_blocks=0, attn_resolutions=(), middle_blocks=False, mid_attention=False,
+                                  norm="none", perceptual_weight=0.0, squared_error_weight=16.0),
         world_model=WorldModelConfig(max_blocks=8, num_layers=2, num_heads=2, embed_dim=64),
         # H = 6 and a burn-in of 1 frame (Catch is Markov in one frame): 1 + H blocks fit the 8-block context.
         # γ 0.95 and η 0.01 as Δ-IRIS's `tiny` (~10^3 updates, not 10^5).
@@ -148,8 +159,10 @@ def tiny() -> IrisConfig:
             # 4,000 random steps first (~170 episodes, ~65 caught landings for the reward head), then 8 epochs
             # of 2,000 steps (= the suite's evaluation period) and one train-only epoch: 20k steps.
             epochs=10, collection_epochs=9, steps_per_epoch=2000, first_epoch_steps=4000, first_epoch_random=True,
-            # lr 3e-3: at 1e-3 no variant drew the ball within 600 updates. 1,200 on the random epoch, then 50.
-            tokenizer=ComponentSchedule(0, 50, 16, lr=3e-3, steps_first_epoch=1200),
+            # lr 3e-3: at 1e-3 no variant drew the ball within 600 updates. 2,000 updates on the random epoch
+            # (every Catch frame kind is in it), then frozen (official: 200 per epoch throughout): 50 more per
+            # epoch changed 34-84% of the codes over three epochs, faster than the world model relearned them.
+            tokenizer=ComponentSchedule(0, 0, 16, lr=3e-3, steps_first_epoch=2000),
             # The reward head tells a catch from a miss only after ~40k segments (p(+1 | catch) 0.85 at 2,100 x 16,
             # 0.98 at 2,700): 3,000 x 16 on the random epoch (~0.2 s each) before the actor-critic starts; 100 later.
             world_model=ComponentSchedule(0, 100, 16, lr=1e-3, weight_decay=0.01, steps_first_epoch=3000),

@@ -7,22 +7,22 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from agents.common.conv import Upsample
+from agents.common.conv import Upsample, norm_layer
 from agents.common.lpips import LPIPS
 from agents.common.vq import VectorQuantizer
 from agents.iris.config import TokenizerConfig
 
 
-def _norm(channels: int, groups: int) -> nn.GroupNorm:
-    return nn.GroupNorm(groups, channels, eps=1e-6, affine=True)
+def _norm(channels: int, cfg: TokenizerConfig) -> nn.Module:
+    return norm_layer(cfg.norm, channels, cfg.norm_groups)
 
 
 class ResBlock(nn.Module):
-    def __init__(self, channels_in: int, channels_out: int, groups: int, dropout: float):
+    def __init__(self, channels_in: int, channels_out: int, cfg: TokenizerConfig):
         super().__init__()
-        self.norm1, self.conv1 = _norm(channels_in, groups), nn.Conv2d(channels_in, channels_out, 3, padding=1)
-        self.norm2, self.conv2 = _norm(channels_out, groups), nn.Conv2d(channels_out, channels_out, 3, padding=1)
-        self.dropout = nn.Dropout(dropout)
+        self.norm1, self.conv1 = _norm(channels_in, cfg), nn.Conv2d(channels_in, channels_out, 3, padding=1)
+        self.norm2, self.conv2 = _norm(channels_out, cfg), nn.Conv2d(channels_out, channels_out, 3, padding=1)
+        self.dropout = nn.Dropout(cfg.dropout)
         self.skip = nn.Identity() if channels_in == channels_out else nn.Conv2d(channels_in, channels_out, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -34,9 +34,9 @@ class ResBlock(nn.Module):
 class AttnBlock(nn.Module):
     """Single-head self-attention over the H·W positions with 1x1-conv q/k/v/out."""
 
-    def __init__(self, channels: int, groups: int):
+    def __init__(self, channels: int, cfg: TokenizerConfig):
         super().__init__()
-        self.norm = _norm(channels, groups)
+        self.norm = _norm(channels, cfg)
         self.q, self.k, self.v = (nn.Conv2d(channels, channels, 1) for _ in range(3))
         self.proj_out = nn.Conv2d(channels, channels, 1)
 
@@ -62,16 +62,17 @@ class Downsample(nn.Module):
 def _level(c_in: int, c_out: int, blocks: int, attention: bool, cfg: TokenizerConfig) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i in range(blocks):
-        layers.append(ResBlock(c_in if i == 0 else c_out, c_out, cfg.norm_groups, cfg.dropout))
+        layers.append(ResBlock(c_in if i == 0 else c_out, c_out, cfg))
         if attention:
-            layers.append(AttnBlock(c_out, cfg.norm_groups))
+            layers.append(AttnBlock(c_out, cfg))
     return nn.Sequential(*layers)
 
 
 def _middle(channels: int, cfg: TokenizerConfig) -> nn.Sequential:
-    attention = [AttnBlock(channels, cfg.norm_groups)] if cfg.mid_attention else []
-    return nn.Sequential(ResBlock(channels, channels, cfg.norm_groups, cfg.dropout), *attention,
-                         ResBlock(channels, channels, cfg.norm_groups, cfg.dropout))
+    if not cfg.middle_blocks:
+        return nn.Sequential()
+    attention = [AttnBlock(channels, cfg)] if cfg.mid_attention else []
+    return nn.Sequential(ResBlock(channels, channels, cfg), *attention, ResBlock(channels, channels, cfg))
 
 
 class Encoder(nn.Module):
@@ -91,7 +92,7 @@ class Encoder(nn.Module):
                 resolution //= 2
         self.down = nn.Sequential(*stages)
         self.mid = _middle(previous, cfg)
-        self.norm_out = _norm(previous, cfg.norm_groups)
+        self.norm_out = _norm(previous, cfg)
         self.conv_out = nn.Conv2d(previous, cfg.z_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,7 +119,7 @@ class Decoder(nn.Module):
                 stages.append(Upsample(width))
                 resolution *= 2
         self.up = nn.Sequential(*stages)
-        self.norm_out = _norm(previous, cfg.norm_groups)
+        self.norm_out = _norm(previous, cfg)
         self.conv_out = nn.Conv2d(previous, 3, 3, padding=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
