@@ -311,9 +311,11 @@ class Run:
                 self.loop.epoch += 1
                 self.store.metrics.append({"epoch": self.loop.epoch, "env_steps": self.loop.env_steps,
                                            "wall_time": self.elapsed(), **{k: float(v) for k, v in metrics.items()}})
-                while every and self.loop.env_steps >= self.loop.next_eval_at:
+                if every and self.loop.env_steps >= self.loop.next_eval_at:
+                    # One evaluation however many marks the epoch crossed: the policy is the same for all of them.
                     self.run_evaluation("periodic", self.spec.evaluation["episodes"])
-                    self.loop.next_eval_at += every
+                    crossed = (self.loop.env_steps - self.loop.next_eval_at) // every + 1
+                    self.loop.next_eval_at += crossed * every
                 self.loop.epoch_open = False
             self._tick()
             due = time.time() - self.last_checkpoint >= self.spec.checkpoint_every_minutes * 60

@@ -38,6 +38,16 @@ agents:
 """
 
 
+def test_an_epoch_that_crosses_several_evaluation_marks_is_evaluated_once(tmp_path: Path) -> None:
+    """Epochs of 100 steps and a mark every 40: one evaluation after each epoch, at 100, 200 and 300 steps."""
+    (tmp_path / "suite.yaml").write_text(SHORT_SUITE.replace("every_steps: 0", "every_steps: 40"))
+    spec = expand(load_suite(tmp_path / "suite.yaml"))[0]
+    assert run_cell(spec, tmp_path / "runs", device="cpu", show_progress=False, handle_signals=False) == "done"
+    lines = (spec.run_dir(tmp_path / "runs") / "log.txt").read_text().splitlines()
+    periodic = [line.split(" at ")[1].split(" steps")[0] for line in lines if "periodic evaluation" in line]
+    assert periodic == ["100", "200", "300"]
+
+
 def _stopped_run(tmp_path: Path) -> tuple[RunSpec, Path, Path]:
     """A cell stopped at its first safe point: run.json and a checkpoint exist, as after a preemption."""
     (tmp_path / "suite.yaml").write_text(SHORT_SUITE)
