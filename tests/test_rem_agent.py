@@ -94,6 +94,16 @@ def test_update_trains_every_component():
         assert key in metrics and np.isfinite(metrics[key])
 
 
+def test_tokenizer_is_frozen_after_its_stop_epoch():
+    agent = RemAgent(apply_overrides(fast_config(), {"tokenizer.stop_after_epoch": 1}, where="test"), ENV, seed=1)
+    replay = catch_replay(agent)
+    assert "tokenizer/loss" in agent.update(replay, Progress(0, 60, 1000))
+    before = copy.deepcopy(agent.tokenizer.state_dict())
+    metrics = agent.update(replay, Progress(1, 60, 1000))
+    assert "tokenizer/loss" not in metrics and "world_model/obs_ce" in metrics
+    assert all(torch.equal(before[key], value) for key, value in agent.tokenizer.state_dict().items())
+
+
 def test_resume_gives_identical_next_losses():
     agent = RemAgent(fast_config(), ENV, seed=2)
     replay = catch_replay(agent)
@@ -115,6 +125,8 @@ def test_bad_config_is_rejected_with_the_key():
     cfg = dataclasses.replace(tiny(), world_model=dataclasses.replace(tiny().world_model, dim=48))
     with pytest.raises(ValueError, match="world_model.dim"):
         RemAgent(cfg, ENV)
+    with pytest.raises(ValueError, match="tokenizer.norm: expected one of group, none, got 'batch'"):
+        RemAgent(apply_overrides(tiny(), {"tokenizer.norm": "batch"}, where="test"), ENV)
     with pytest.raises(ValueError, match="expects observations"):
         RemAgent(tiny(), EnvInfo("atari", "Pong", 6, (4, 64, 64)))
 

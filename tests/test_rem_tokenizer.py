@@ -64,3 +64,20 @@ def test_perceptual_term_is_weighted_and_can_be_off():
 def test_inconsistent_widths_are_rejected():
     with pytest.raises(ValueError, match="embed_dim"):
         Tokenizer(TokenizerConfig(base_channels=8, embed_dim=32))
+
+
+def test_without_group_norm_top_row_latents_do_not_see_the_paddle_row():
+    """norm "none" keeps codes local (no frame-wide statistics); the official GroupNorm does not."""
+    def top_row_latents(norm: str) -> tuple[torch.Tensor, torch.Tensor]:
+        torch.manual_seed(0)
+        tokenizer = Tokenizer(TokenizerConfig(base_channels=4, embed_dim=32, vocab_size=16, norm_groups=4, norm=norm))
+        frames = torch.zeros(2, 3, 64, 64)
+        frames[:, :, 8:16, 24:32] = 1
+        frames[0, :, 56:64, 0:8] = frames[1, :, 56:64, 8:16] = 1  # paddle one cell apart
+        with torch.no_grad():
+            latents = tokenizer(frames).latents
+        return latents[0, :, 0], latents[1, :, 0]
+
+    torch.testing.assert_close(*top_row_latents("none"), rtol=0, atol=0)
+    assert not torch.allclose(*top_row_latents("group"))
+    assert not any(isinstance(m, nn.GroupNorm) for m in Tokenizer(TokenizerConfig(norm="none")).modules())

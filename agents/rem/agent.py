@@ -141,7 +141,8 @@ class RemAgent(Agent):
         metrics: dict[str, torch.Tensor] = {}
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)  # dropout and imagination sampling draw from the agent's RNG
-            if epoch > schedule.tokenizer_start:
+            stop = self.config.tokenizer.stop_after_epoch
+            if epoch > schedule.tokenizer_start and not (stop and epoch > stop):
                 metrics.update(self.train_tokenizer(replay))
             if epoch > schedule.world_model_start:
                 metrics.update(self.train_world_model(replay))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from agents.common.conv import NORMS
+
 
 @dataclass
 class TokenizerConfig:
@@ -14,6 +16,7 @@ class TokenizerConfig:
     num_down: int = 3  # EncoderBlocks (stride 2 each): 64x64 -> 8x8 token grid
     embed_dim: int = 256  # latent/codebook width (= last encoder width); also M's token width
     vocab_size: int = 512  # codebook entries N
+    norm: str = "group"  # "group" (official GroupNorm) or "none" (identity; collapsed `tiny`'s V to one code)
     norm_groups: int = 8  # GroupNorm groups in encoder and decoder (spec D13)
     commitment_beta: float = 1.0  # weight of MSE(h, sg(e))
     perceptual_weight: float = 1.0  # LPIPS term; 0 turns it off (a documented deviation)
@@ -24,6 +27,7 @@ class TokenizerConfig:
     batch_size: int = 128  # single frames per update
     updates_per_epoch: int = 200  # gradient steps per epoch
     start_after_epoch: int = 5  # trains in epochs > this (on the 500-collection-epoch scale)
+    stop_after_epoch: int = 0  # >0: frozen after this epoch (not scaled by the budget); 0: trains to the end
 
 
 @dataclass
@@ -125,6 +129,9 @@ PROFILES = {"atari100k": atari100k, "crafter": crafter, "tiny": tiny}
 
 
 def validate(config: RemConfig) -> RemConfig:
+    if config.tokenizer.norm not in NORMS:
+        raise ValueError(f"rem config: tokenizer.norm: expected one of {', '.join(NORMS)}, "
+                         f"got {config.tokenizer.norm!r}")
     if config.tokenizer.embed_dim != config.world_model.dim:
         raise ValueError(f"rem config: tokenizer.embed_dim ({config.tokenizer.embed_dim}) must equal "
                          f"world_model.dim ({config.world_model.dim}): M embeds tokens by their codebook vectors")

@@ -7,20 +7,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from agents.common.conv import norm_layer
 from agents.common.vq import VectorQuantizer
 from agents.rem.config import TokenizerConfig
-
-
-def _norm(channels: int, groups: int) -> nn.GroupNorm:
-    return nn.GroupNorm(groups, channels, eps=1e-6, affine=True)
 
 
 class EncoderBlock(nn.Module):
     """GN -> SiLU -> pad right/bottom by 1 -> conv3x3 s2 (c->2c) -> conv3x3 s1 (2c->2c)."""
 
-    def __init__(self, channels: int, groups: int):
+    def __init__(self, channels: int, cfg: TokenizerConfig):
         super().__init__()
-        self.norm = _norm(channels, groups)
+        self.norm = norm_layer(cfg.norm, channels, cfg.norm_groups)
         self.down = nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=0)
         self.conv = nn.Conv2d(2 * channels, 2 * channels, 3, padding=1)
 
@@ -31,9 +28,9 @@ class EncoderBlock(nn.Module):
 class DecoderBlock(nn.Module):
     """GN -> SiLU -> nearest-exact x2 -> conv3x3 (c->c/2) -> conv3x3 (c/2->c/2)."""
 
-    def __init__(self, channels: int, groups: int):
+    def __init__(self, channels: int, cfg: TokenizerConfig):
         super().__init__()
-        self.norm = _norm(channels, groups)
+        self.norm = norm_layer(cfg.norm, channels, cfg.norm_groups)
         self.conv1 = nn.Conv2d(channels, channels // 2, 3, padding=1)
         self.conv2 = nn.Conv2d(channels // 2, channels // 2, 3, padding=1)
 
@@ -47,15 +44,17 @@ def encoder(cfg: TokenizerConfig) -> nn.Sequential:
     if widths[-1] != cfg.embed_dim:
         raise ValueError(f"tokenizer config: base_channels*2^num_down = {widths[-1]} must equal embed_dim {cfg.embed_dim}")
     return nn.Sequential(nn.Conv2d(3, widths[0], 3, padding=1),
-                         *(EncoderBlock(w, cfg.norm_groups) for w in widths[:-1]),
-                         _norm(widths[-1], cfg.norm_groups), nn.SiLU(), nn.Conv2d(widths[-1], widths[-1], 3, padding=1))
+                         *(EncoderBlock(w, cfg) for w in widths[:-1]),
+                         norm_layer(cfg.norm, widths[-1], cfg.norm_groups), nn.SiLU(),
+                         nn.Conv2d(widths[-1], widths[-1], 3, padding=1))
 
 
 def decoder(cfg: TokenizerConfig) -> nn.Sequential:
     widths = [cfg.embed_dim // 2 ** i for i in range(cfg.num_down + 1)]
     return nn.Sequential(nn.Conv2d(widths[0], widths[0], 3, padding=1),
-                         *(DecoderBlock(w, cfg.norm_groups) for w in widths[:-1]),
-                         _norm(widths[-1], cfg.norm_groups), nn.SiLU(), nn.Conv2d(widths[-1], 3, 3, padding=1))
+                         *(DecoderBlock(w, cfg) for w in widths[:-1]),
+                         norm_layer(cfg.norm, widths[-1], cfg.norm_groups), nn.SiLU(),
+                         nn.Conv2d(widths[-1], 3, 3, padding=1))
 
 
 @dataclass
