@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from agents.common.actor_critic import IrisConvTrunk, RecurrentActorCritic
+from agents.common.conv import ChannelNorm
 from agents.common.optim import adamw_linear_decay
 from agents.common.returns import lambda_returns
 from agents.common.transformer import Transformer, TransformerConfig, init_gpt_weights
@@ -136,3 +137,20 @@ def test_adamw_decays_only_linear_weights():
     assert groups[0]["weight_decay"] == 0.01 and groups[1]["weight_decay"] == 0.0
     assert decayed == {id(model[1].weight)}
     assert len(groups[1]["params"]) == 4
+
+
+def test_channel_norm_normalises_each_position_over_its_channels():
+    torch.manual_seed(0)
+    norm = ChannelNorm(6)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2.0)
+        norm.bias.uniform_(-1.0, 1.0)
+    x = torch.randn(2, 6, 3, 5) * 4 + 1
+    mean = x.mean(dim=1, keepdim=True)
+    var = x.var(dim=1, unbiased=False, keepdim=True)
+    expected = (x - mean) / torch.sqrt(var + 1e-6) * norm.weight[:, None, None] + norm.bias[:, None, None]
+    torch.testing.assert_close(norm(x), expected)
+    changed = x.clone()
+    changed[0, :, 2, 4] += 10.0  # one position changes: no other output moves
+    difference = (norm(changed) != norm(x)).any(dim=1)
+    assert difference.sum() == 1 and difference[0, 2, 4]

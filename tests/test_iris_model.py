@@ -81,7 +81,8 @@ def test_tiny_top_row_codes_do_not_see_the_paddle_row_and_with_group_norm_they_d
     assert not torch.allclose(*top_row_latents(with_group_norm))
 
 
-@pytest.mark.parametrize("changes,match", [({"norm": "batch"}, "TokenizerConfig.norm: expected one of group, none"),
+@pytest.mark.parametrize("changes,match", [({"norm": "batch"},
+                                             "TokenizerConfig.norm: expected one of group, channel, none"),
                                            ({"middle_blocks": False, "mid_attention": True},
                                             "mid_attention: needs middle_blocks")])
 def test_tokenizer_config_rejects_unknown_norm_and_attention_without_middle_blocks(changes, match):

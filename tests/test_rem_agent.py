@@ -125,8 +125,12 @@ def test_bad_config_is_rejected_with_the_key():
     cfg = dataclasses.replace(tiny(), world_model=dataclasses.replace(tiny().world_model, dim=48))
     with pytest.raises(ValueError, match="world_model.dim"):
         RemAgent(cfg, ENV)
-    with pytest.raises(ValueError, match="tokenizer.norm: expected one of group, none, got 'batch'"):
+    with pytest.raises(ValueError, match="tokenizer.norm: expected one of group, channel, none, got 'batch'"):
         RemAgent(apply_overrides(tiny(), {"tokenizer.norm": "batch"}, where="test"), ENV)
+    with pytest.raises(ValueError, match="tokenizer.inner_kernel: expected an odd kernel size >= 1, got 2"):
+        RemAgent(apply_overrides(tiny(), {"tokenizer.inner_kernel": "2"}, where="test"), ENV)
+    with pytest.raises(ValueError, match="tokenizer.reconstruction_weight: expected > 0, got 0.0"):
+        RemAgent(apply_overrides(tiny(), {"tokenizer.reconstruction_weight": "0"}, where="test"), ENV)
     with pytest.raises(ValueError, match="expects observations"):
         RemAgent(tiny(), EnvInfo("atari", "Pong", 6, (4, 64, 64)))
 

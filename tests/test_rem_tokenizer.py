@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from agents.rem.config import TokenizerConfig
+from agents.common.conv import ChannelNorm
+from agents.rem.config import TokenizerConfig, atari100k, tiny
 from agents.rem.tokenizer import Tokenizer
 
 torch.set_num_threads(1)
@@ -81,3 +82,46 @@ def test_without_group_norm_top_row_latents_do_not_see_the_paddle_row():
     torch.testing.assert_close(*top_row_latents("none"), rtol=0, atol=0)
     assert not torch.allclose(*top_row_latents("group"))
     assert not any(isinstance(m, nn.GroupNorm) for m in Tokenizer(TokenizerConfig(norm="none")).modules())
+
+
+def test_channel_norm_with_1x1_inner_convs_keeps_latents_within_a_cell_and_a_half():
+    """`tiny`'s V: no frame-wide statistic and a 17-pixel receptive field, so latent rows 0-5 never see the
+    bottom (paddle) row; with the official 3x3 inner convs (61 pixels) rows 3-5 do."""
+    frames = torch.zeros(2, 3, 64, 64)
+    frames[:, :, 8:16, 24:32] = 1
+    frames[0, :, 56:64, 0:8] = frames[1, :, 56:64, 8:16] = 1  # paddle one cell apart
+
+    def latents(inner_kernel: int) -> torch.Tensor:
+        torch.manual_seed(0)
+        cfg = TokenizerConfig(base_channels=4, embed_dim=32, vocab_size=16, norm="channel", inner_kernel=inner_kernel)
+        with torch.no_grad():
+            return Tokenizer(cfg)(frames).latents
+
+    local = latents(1)
+    torch.testing.assert_close(local[0, :, :6], local[1, :, :6], rtol=0, atol=0)
+    assert not torch.equal(local[0, :, 6:], local[1, :, 6:])
+    official = latents(3)
+    assert not torch.equal(official[0, :, 3:6], official[1, :, 3:6])
+
+
+def test_reconstruction_weight_scales_only_the_mse_term():
+    torch.manual_seed(1)
+    frames = torch.rand(2, 3, 64, 64)
+    tokenizer = small()
+    tokenizer.cfg = TokenizerConfig(base_channels=4, embed_dim=32, vocab_size=16, norm_groups=4, perceptual_weight=0.0)
+    base, metrics = tokenizer.loss(frames, None)
+    tokenizer.cfg = TokenizerConfig(base_channels=4, embed_dim=32, vocab_size=16, norm_groups=4, perceptual_weight=0.0,
+                                    reconstruction_weight=16.0)
+    weighted, _ = tokenizer.loss(frames, None)
+    assert (weighted - base).item() == pytest.approx(15 * metrics["tokenizer/reconstruction"].item(), rel=1e-5)
+
+
+def test_tiny_tokenizer_is_the_local_one_and_the_paper_one_is_official():
+    def kinds(cfg: TokenizerConfig) -> tuple[set[type], set[tuple[int, int]]]:
+        tokenizer = Tokenizer(cfg)
+        norms = {type(m) for m in tokenizer.modules() if isinstance(m, (nn.GroupNorm, ChannelNorm))}
+        return norms, {m.kernel_size for m in tokenizer.encoder.modules() if isinstance(m, nn.Conv2d)}
+
+    assert kinds(tiny().tokenizer) == ({ChannelNorm}, {(3, 3), (1, 1)})
+    assert kinds(atari100k().tokenizer) == ({nn.GroupNorm}, {(3, 3)})
+    assert tiny().tokenizer.reconstruction_weight == 16.0 and atari100k().tokenizer.reconstruction_weight == 1.0

@@ -95,6 +95,8 @@ class RemAgent(Agent):
                 "from_paper": self.config.from_paper, "collect_temperature": self.collect_temperature,
                 "eval_temperature": cc.eval_temperature, "epsilon": cc.epsilon,
                 "tokens_per_frame": self.tokenizer.tokens_per_frame,
+                "tokenizer_norm": self.config.tokenizer.norm,
+                "tokenizer_inner_kernel": self.config.tokenizer.inner_kernel,
                 "parameters": {"tokenizer": count(self.tokenizer), "world_model": count(self.world_model),
                                "controller": count(self.controller)},
                 "deviations": ["no observation-only re-burn-in of C at the start of each collection epoch: the "

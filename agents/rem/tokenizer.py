@@ -19,7 +19,7 @@ class EncoderBlock(nn.Module):
         super().__init__()
         self.norm = norm_layer(cfg.norm, channels, cfg.norm_groups)
         self.down = nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=0)
-        self.conv = nn.Conv2d(2 * channels, 2 * channels, 3, padding=1)
+        self.conv = nn.Conv2d(2 * channels, 2 * channels, cfg.inner_kernel, padding=cfg.inner_kernel // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(self.down(F.pad(F.silu(self.norm(x)), (0, 1, 0, 1))))
@@ -46,7 +46,7 @@ def encoder(cfg: TokenizerConfig) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(3, widths[0], 3, padding=1),
                          *(EncoderBlock(w, cfg) for w in widths[:-1]),
                          norm_layer(cfg.norm, widths[-1], cfg.norm_groups), nn.SiLU(),
-                         nn.Conv2d(widths[-1], widths[-1], 3, padding=1))
+                         nn.Conv2d(widths[-1], widths[-1], cfg.inner_kernel, padding=cfg.inner_kernel // 2))
 
 
 def decoder(cfg: TokenizerConfig) -> nn.Sequential:
@@ -119,7 +119,7 @@ class Tokenizer(nn.Module):
         out = self(frames)
         target = frames * 2 - 1
         reconstruction = F.mse_loss(out.reconstruction, target)
-        total = reconstruction + out.codebook_loss + out.commitment_loss
+        total = self.cfg.reconstruction_weight * reconstruction + out.codebook_loss + out.commitment_loss
         metrics = {"tokenizer/reconstruction": reconstruction, "tokenizer/codebook": out.codebook_loss,
                    "tokenizer/commitment": out.commitment_loss}
         if perceptual is not None and self.cfg.perceptual_weight > 0:
