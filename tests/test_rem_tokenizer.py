@@ -1,4 +1,6 @@
 """REM tokenizer: shapes, token order, loss composition, perceptual term wiring."""
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -67,16 +69,21 @@ def test_inconsistent_widths_are_rejected():
         Tokenizer(TokenizerConfig(base_channels=8, embed_dim=32))
 
 
+def paddle_pair() -> torch.Tensor:
+    """Two Catch-like frames: the same ball, paddles one cell apart on the bottom row."""
+    frames = torch.zeros(2, 3, 64, 64)
+    frames[:, :, 8:16, 24:32] = 1
+    frames[0, :, 56:64, 0:8] = frames[1, :, 56:64, 8:16] = 1
+    return frames
+
+
 def test_without_group_norm_top_row_latents_do_not_see_the_paddle_row():
     """norm "none" keeps codes local (no frame-wide statistics); the official GroupNorm does not."""
     def top_row_latents(norm: str) -> tuple[torch.Tensor, torch.Tensor]:
         torch.manual_seed(0)
         tokenizer = Tokenizer(TokenizerConfig(base_channels=4, embed_dim=32, vocab_size=16, norm_groups=4, norm=norm))
-        frames = torch.zeros(2, 3, 64, 64)
-        frames[:, :, 8:16, 24:32] = 1
-        frames[0, :, 56:64, 0:8] = frames[1, :, 56:64, 8:16] = 1  # paddle one cell apart
         with torch.no_grad():
-            latents = tokenizer(frames).latents
+            latents = tokenizer(paddle_pair()).latents
         return latents[0, :, 0], latents[1, :, 0]
 
     torch.testing.assert_close(*top_row_latents("none"), rtol=0, atol=0)
@@ -87,15 +94,11 @@ def test_without_group_norm_top_row_latents_do_not_see_the_paddle_row():
 def test_channel_norm_with_1x1_inner_convs_keeps_latents_within_a_cell_and_a_half():
     """`tiny`'s V: no frame-wide statistic and a 17-pixel receptive field, so latent rows 0-5 never see the
     bottom (paddle) row; with the official 3x3 inner convs (61 pixels) rows 3-5 do."""
-    frames = torch.zeros(2, 3, 64, 64)
-    frames[:, :, 8:16, 24:32] = 1
-    frames[0, :, 56:64, 0:8] = frames[1, :, 56:64, 8:16] = 1  # paddle one cell apart
-
     def latents(inner_kernel: int) -> torch.Tensor:
         torch.manual_seed(0)
         cfg = TokenizerConfig(base_channels=4, embed_dim=32, vocab_size=16, norm="channel", inner_kernel=inner_kernel)
         with torch.no_grad():
-            return Tokenizer(cfg)(frames).latents
+            return Tokenizer(cfg)(paddle_pair()).latents
 
     local = latents(1)
     torch.testing.assert_close(local[0, :, :6], local[1, :, :6], rtol=0, atol=0)
@@ -110,8 +113,7 @@ def test_reconstruction_weight_scales_only_the_mse_term():
     tokenizer = small()
     tokenizer.cfg = TokenizerConfig(base_channels=4, embed_dim=32, vocab_size=16, norm_groups=4, perceptual_weight=0.0)
     base, metrics = tokenizer.loss(frames, None)
-    tokenizer.cfg = TokenizerConfig(base_channels=4, embed_dim=32, vocab_size=16, norm_groups=4, perceptual_weight=0.0,
-                                    reconstruction_weight=16.0)
+    tokenizer.cfg = dataclasses.replace(tokenizer.cfg, reconstruction_weight=16.0)
     weighted, _ = tokenizer.loss(frames, None)
     assert (weighted - base).item() == pytest.approx(15 * metrics["tokenizer/reconstruction"].item(), rel=1e-5)
 
