@@ -50,14 +50,13 @@ def catch_info() -> EnvInfo:
 
 
 def with_controller(config: RemConfig, overrides: list[str], every: int) -> RemConfig:
-    controller = config.controller
-    values = {}
-    for item in overrides:
-        key, _, text = item.partition("=")
-        if not hasattr(controller, key):
-            raise SystemExit(f"--set {item}: ControllerConfig has no field {key!r}")
-        values[key] = type(getattr(controller, key))(text)
-    return dataclasses.replace(config, controller=dataclasses.replace(controller, updates_per_epoch=every, **values))
+    """`config` with `--set KEY=VALUE` controller fields (coerced as the harness's `--set` does)."""
+    values = dict(item.partition("=")[::2] for item in overrides)
+    try:
+        config = apply_overrides(config, {f"controller.{key}": value for key, value in values.items()}, where="--set")
+    except (KeyError, ValueError) as err:
+        raise SystemExit(str(err).strip('"')) from None
+    return dataclasses.replace(config, controller=dataclasses.replace(config.controller, updates_per_epoch=every))
 
 
 def play(agent: RemAgent, episodes: int, seed: int = 1000) -> float:

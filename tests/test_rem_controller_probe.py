@@ -58,4 +58,4 @@ def test_run_imagination_leaves_the_run_intact_and_refuses_a_live_run(tmp_path):
 
     bad = subprocess.run([sys.executable, str(SCRIPT), "--set", "no_such_field=1"], capture_output=True, text=True,
                          timeout=300)
-    assert bad.returncode != 0 and "ControllerConfig has no field 'no_such_field'" in bad.stderr
+    assert bad.returncode != 0 and "--set: unknown config key 'controller.no_such_field'" in bad.stderr
