@@ -37,6 +37,7 @@ from agents.rem.controller import Imagination, actor_critic_loss  # noqa: E402
 from agents.rem.sampler import frames_batch, PositionSampler  # noqa: E402
 from harness.envs import make_env  # noqa: E402
 from harness.envs import protocol as protocols  # noqa: E402
+from harness.evaluate import evaluate  # noqa: E402
 from harness.replay import Replay  # noqa: E402
 from harness.store import CellLock, RunStore  # noqa: E402
 from harness.suite import RunSpec  # noqa: E402
@@ -59,20 +60,10 @@ def with_controller(config: RemConfig, overrides: list[str], every: int) -> RemC
     return dataclasses.replace(config, controller=dataclasses.replace(config.controller, updates_per_epoch=every))
 
 
-def play(agent: RemAgent, episodes: int, seed: int = 1000) -> float:
-    """Mean raw return of real Catch episodes, C acting as in the harness's evaluation."""
-    envs = [make_env(CATCH, seed=seed + i) for i in range(episodes)]
-    obs = np.stack([env.reset()[0] for env in envs])
-    state, first = agent.initial_state(episodes), np.ones(episodes, bool)
-    returns, done = np.zeros(episodes), np.zeros(episodes, bool)
-    while not done.all():
-        actions, state = agent.act(obs, state, "evaluate", first)
-        first[:] = False
-        for i in np.flatnonzero(~done):
-            obs[i], reward, terminated, truncated, _ = envs[i].step(int(actions[i]))
-            returns[i] += reward
-            done[i] = terminated or truncated
-    return float(returns.mean())
+def play(agent: RemAgent, episodes: int, seed: int) -> float:
+    """Mean raw return of the harness's evaluation (the same episodes at every call)."""
+    rows = evaluate(agent, CATCH, episodes, num_envs=episodes, run_seed=seed, round_index=0)
+    return float(np.mean([row["return"] for row in rows]))
 
 
 def train_v_on_random_play(agent: RemAgent, updates: int, seed: int) -> None:
@@ -139,10 +130,11 @@ def load_run(run_dir: Path, agent: RemAgent) -> Replay:
     """The run's V and M into `agent` (its C stays fresh) and the run's replay at the same checkpoint."""
     if CellLock.is_held(run_dir):
         raise SystemExit(f"{run_dir}: the run is live (lock held); probe it once it has stopped")
-    for path, payload in RunStore(run_dir).iter_valid_checkpoints():
+    store = RunStore(run_dir)
+    for path, payload in store.iter_valid_checkpoints():
         agent.tokenizer.load_state_dict(payload["agent"]["tokenizer"])
         agent.world_model.load_state_dict(payload["agent"]["world_model"])
-        replay = Replay((3, 64, 64), len(payload["obs"]), directory=RunStore(run_dir).replay_dir)
+        replay = Replay((3, 64, 64), len(payload["obs"]), directory=store.replay_dir)
         replay.load_state_dict(payload["replay"])  # truncates frames past the checkpoint, as a resume would
         print(f"{path}: V and M loaded, replay of {replay.num_steps} steps")
         return replay
@@ -178,7 +170,7 @@ def main() -> None:
         print(f"V: {args.v_updates} updates on random play in {time.time() - started:.0f} s")
     game = GameImagination(agent, seed=args.seed + 100) if args.imagination == "game" else None
     agent.controller.train()
-    print(f"updates 0: real return {play(agent, args.episodes):+.2f}", flush=True)
+    print(f"updates 0: real return {play(agent, args.episodes, args.seed):+.2f}", flush=True)
     started = time.time()
     for done in range(args.every, args.updates + 1, args.every):
         if game is not None:
@@ -186,7 +178,7 @@ def main() -> None:
             metrics = {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
         else:
             metrics = {key: float(value) for key, value in agent.train_controller(replay).items()}
-        score = play(agent, args.episodes)
+        score = play(agent, args.episodes, args.seed)
         agent.controller.train()
         print(f"updates {done} ({time.time() - started:.0f} s): imagined return "
               f"{metrics['controller/imagined_return']:+.2f}, entropy {metrics['controller/entropy']:.2f}, "
