@@ -1,11 +1,15 @@
-"""benchmarks/rem_controller_probe.py: a fresh C in the true game and in a run's M, scored in the real game."""
+"""benchmarks/rem_controller_probe.py: a fresh C in the true game and in a run's M, scored in the real game;
+and benchmarks/imagination_fidelity.py on the same REM run."""
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from agents.rem.config import tiny
 from harness.store import CellLock, RunStore
-from tiny_cells import run_sanity_cell
+from tiny_cells import assert_fidelity_report, run_sanity_cell
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "rem_controller_probe.py"
 QUICK = {"steps_per_epoch": 50, "tokenizer.updates_per_epoch": 2, "tokenizer.batch_size": 4,
@@ -38,8 +42,17 @@ def test_true_game_imagination():
     assert_rows(result.stdout)
 
 
-def test_run_imagination_leaves_the_run_intact_and_refuses_a_live_run(tmp_path):
-    run_dir = run_sanity_cell(tmp_path, "rem", QUICK)
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return run_sanity_cell(tmp_path_factory.mktemp("rem_run"), "rem", QUICK)
+
+
+def test_fidelity_report_on_a_rem_run(run_dir):
+    config = tiny()
+    assert_fidelity_report(run_dir, config.controller.imagine_horizon - config.world_model.context_blocks)
+
+
+def test_run_imagination_leaves_the_run_intact_and_refuses_a_live_run(run_dir):
     frames = RunStore(run_dir).replay_dir / "frames.u8"
     size = frames.stat().st_size
     result = probe("--imagination", "model", "--run", str(run_dir))

@@ -65,6 +65,41 @@ class Imagination:
     world_model_calls: int
 
 
+class PopSimulator:
+    """M as an environment over tokens (spec §6): primed with two real blocks, then one decision per `step`.
+
+    Each step makes two M calls: stream A over the pending frame and the action (reward and end from the
+    action token's output), then stream B's prediction tokens for the next frame, which never change M's state.
+    Runs without gradient; M is expected in eval mode.
+    """
+
+    def __init__(self, world_model: POPWorldModel, codebook: torch.Tensor, tokens: torch.Tensor,
+                 action: torch.Tensor, generator: torch.Generator | None = None):
+        """tokens [B, 2, K]: the last two real frames; action [B]: the action taken after the first of them."""
+        self.world_model, self.codebook, self.generator = world_model, codebook.detach(), generator
+        self.states = world_model.backbone.empty_state(tokens.shape[0], tokens.device, codebook.dtype)
+        self.position, self.calls = 0, 0
+        with torch.no_grad():
+            first = world_model.embed_blocks(tokens[:, :1], action[:, None], self.codebook)
+            self.pending = torch.cat([first, F.embedding(tokens[:, 1], self.codebook)], dim=1)
+
+    @torch.no_grad()
+    def step(self, action: torch.Tensor, temperature: float,
+             predict_next: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Reward [B] in {-1, 0, 1}, end [B] in {0, 1}, and (if predict_next) the next frame's tokens [B, K]."""
+        inputs = torch.cat([self.pending, self.world_model.embed_actions(action)[:, None]], dim=1)
+        outputs, self.states = self.world_model.observe(inputs, self.states, self.position)
+        self.position, self.calls = self.position + inputs.shape[1], self.calls + 1
+        reward, end = self.world_model.reward_end(outputs[:, -1], self.generator)
+        if not predict_next:
+            return reward, end, None
+        next_logits = self.world_model.predict_next_logits(self.states, self.position)
+        self.calls += 1
+        next_tokens = _sample(next_logits / temperature, self.generator)
+        self.pending = F.embedding(next_tokens, self.codebook)
+        return reward, end, next_tokens
+
+
 def imagine(tokenizer: Tokenizer, world_model: POPWorldModel, controller: LatentActorCritic, cfg: ControllerConfig,
             context_blocks: int, tokens: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor) -> Imagination:
     """Rolls C in M from real segments (spec §6). tokens [B, 1+burn_in, K], actions/mask [B, 1+burn_in].
@@ -74,40 +109,26 @@ def imagine(tokenizer: Tokenizer, world_model: POPWorldModel, controller: Latent
     Only C's forward passes carry gradient; M and V run without it (M is expected in eval mode).
     """
     grids = tokenizer.code_grid(tokens)
-    batch, device = tokens.shape[0], tokens.device
     with torch.no_grad():
-        state = controller.burn_in(grids[:, :-1], mask[:, :-1], controller.initial_state(batch, device))
-    codebook = tokenizer.codebook.detach()
+        state = controller.burn_in(grids[:, :-1], mask[:, :-1], controller.initial_state(tokens.shape[0],
+                                                                                          tokens.device))
+    simulator = PopSimulator(world_model, tokenizer.codebook, tokens[:, -2:], actions[:, -2])
     num_steps = cfg.imagine_horizon - context_blocks + 1
-    wm_states = world_model.backbone.empty_state(batch, device, codebook.dtype)
-    position, calls = 0, 0
-    with torch.no_grad():
-        pending = world_model.embed_blocks(tokens[:, -2:-1], actions[:, -2:-1], codebook)
-        pending = torch.cat([pending, F.embedding(tokens[:, -1], codebook)], dim=1)
     current_tokens, grid = tokens[:, -1], grids[:, -1]
     out = {key: [] for key in ("logits", "values", "actions", "rewards", "ends", "frames")}
     for step in range(num_steps):
         logits, value, state = controller.observe(grid, state)
         action = _sample(logits.detach() / cfg.imagine_temperature, None)
         state = controller.act_step(action, state)
-        with torch.no_grad():
-            inputs = torch.cat([pending, world_model.embed_actions(action)[:, None]], dim=1)
-            wm_out, wm_states = world_model.observe(inputs, wm_states, position)
-            position, calls = position + inputs.shape[1], calls + 1
-            reward, end = world_model.reward_end(wm_out[:, -1])
-            if step < num_steps - 1:
-                next_logits = world_model.predict_next_logits(wm_states, position)
-                calls += 1
-                next_tokens = _sample(next_logits / cfg.imagine_temperature, None)
-                pending = F.embedding(next_tokens, codebook)
+        reward, end, next_tokens = simulator.step(action, cfg.imagine_temperature, predict_next=step < num_steps - 1)
         for key, value_ in (("logits", logits), ("values", value), ("actions", action), ("rewards", reward),
                             ("ends", end), ("frames", current_tokens)):
             out[key].append(value_)
-        if step < num_steps - 1:
+        if next_tokens is not None:
             current_tokens, grid = next_tokens, tokenizer.code_grid(next_tokens)
     stack = {key: torch.stack(values, dim=1) for key, values in out.items()}
     return Imagination(stack["logits"], stack["values"], stack["actions"], stack["rewards"], stack["ends"],
-                       stack["frames"], calls)
+                       stack["frames"], simulator.calls)
 
 
 def actor_critic_loss(rollout: Imagination, cfg: ControllerConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
