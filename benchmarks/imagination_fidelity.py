@@ -105,14 +105,14 @@ class IrisRollout:
 
 class RemRollout:
     """REM (as its training does): M is primed with the last two real frames, C burns in on the code grids of
-    the frames before the last; each step is one POP decision with tokens sampled at the imagine temperature.
+    the frames before the last; each step is one POP decision with tokens sampled at the imagine token temperature.
     The horizon is the number of predicted frames: imagine_horizon - context_blocks."""
 
     def __init__(self, agent, generator: torch.Generator):
         cc = agent.config.controller
         self.burn_in, self.horizon = cc.burn_in, cc.imagine_horizon - agent.config.world_model.context_blocks
         self.tokenizer, self.world_model, self.controller = agent.tokenizer, agent.world_model, agent.controller
-        self.temperature, self.generator = cc.imagine_temperature, generator
+        self.temperature, self.generator = cc.imagine_token_temperature, generator
         self.simulator, self.tokens, self.state, self.observed = None, None, None, False
 
     def reset(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

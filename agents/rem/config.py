@@ -59,7 +59,8 @@ class ControllerConfig:
     gamma: float = 0.995  # discount
     lambda_: float = 0.95  # lambda-return mixing
     entropy_weight: float = 0.001  # entropy bonus
-    imagine_temperature: float = 1.0  # sampling temperature of actions and tokens in imagination
+    imagine_temperature: float = 1.0  # sampling temperature of C's actions in imagination
+    imagine_token_temperature: float = 1.0  # sampling temperature of M's next-frame tokens in imagination
     collect_temperature: float = 1.0  # acting temperature while collecting
     freeway_collect_temperature: float = 0.01  # paper A.5: collection temperature when the game is Freeway
     eval_temperature: float = 0.5  # acting temperature in evaluation

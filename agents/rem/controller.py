@@ -120,7 +120,8 @@ def imagine(tokenizer: Tokenizer, world_model: POPWorldModel, controller: Latent
         logits, value, state = controller.observe(grid, state)
         action = _sample(logits.detach() / cfg.imagine_temperature, None)
         state = controller.act_step(action, state)
-        reward, end, next_tokens = simulator.step(action, cfg.imagine_temperature, predict_next=step < num_steps - 1)
+        reward, end, next_tokens = simulator.step(action, cfg.imagine_token_temperature,
+                                                  predict_next=step < num_steps - 1)
         for key, value_ in (("logits", logits), ("values", value), ("actions", action), ("rewards", reward),
                             ("ends", end), ("frames", current_tokens)):
             out[key].append(value_)
