@@ -119,6 +119,28 @@ def test_imagination_makes_two_world_model_calls_per_step_and_has_paper_shapes()
     assert rollout.values.requires_grad and not rollout.rewards.requires_grad
 
 
+@pytest.mark.parametrize("token_temperature", [1e-6, 1.0])
+def test_imagined_frames_follow_the_token_temperature_not_the_action_temperature(token_temperature):
+    """At a near-zero token temperature every imagined frame is M's argmax, as the training forward over the same
+    frames and actions computes it, whatever the action temperature; at temperature 1 (untrained M) it is not."""
+    torch.manual_seed(0)
+    tokenizer = Tokenizer(TokenizerConfig(base_channels=4, embed_dim=32, vocab_size=40, norm_groups=4)).eval()
+    wm = POPWorldModel(WorldModelConfig(dim=32, num_layers=2, num_heads=4, ffn_dim=64), 5, 40,
+                       tokenizer.tokens_per_frame).eval()
+    cc = ControllerConfig(conv_channels=(8, 8), hidden_dim=16, burn_in=4, imagine_temperature=1.0,
+                          imagine_token_temperature=token_temperature)
+    controller = LatentActorCritic(cc, 32, tokenizer.grid, 5)
+    tokens, actions = torch.randint(0, 40, (3, 5, 64)), torch.randint(0, 5, (3, 5))
+    rollout = imagine(tokenizer, wm, controller, cc, 2, tokens, actions, torch.ones(3, 5, dtype=torch.bool))
+    frames = torch.cat([tokens[:, -2:-1], rollout.frames_tokens], dim=1)  # real frame -2, real frame -1, imagined
+    steps = torch.cat([actions[:, -2:-1], rollout.actions], dim=1)
+    with torch.no_grad():
+        argmax = wm(frames, steps, tokenizer.codebook).obs_logits[:, 2:].argmax(-1)
+    assert len(rollout.actions.unique()) > 1  # actions were sampled at temperature 1
+    agree = torch.equal(argmax, rollout.frames_tokens[:, 1:])
+    assert agree == (token_temperature < 1e-3)
+
+
 def test_paper_parameter_counts():
     cfg = atari100k()
     tokenizer = Tokenizer(cfg.tokenizer)
